@@ -1,0 +1,51 @@
+"""The audit trail: every security event as a database record and a log line.
+
+Records carry the event, outcome, account, client, method and IP, and a small
+``detail`` dict; never passwords, codes, tokens or national register numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, has_request_context, request
+
+from .storage import AuditEvent, db
+
+log = logging.getLogger("idp.audit")
+
+_FORBIDDEN = ("password", "code", "token", "secret", "national", "otp", "pin", "signature")
+
+
+def record(
+    event: str,
+    outcome: str = "success",
+    *,
+    account_id: int | None = None,
+    client_id: str | None = None,
+    method: str | None = None,
+    commit: bool = True,
+    **detail: Any,
+) -> None:
+    for key in detail:
+        if any(word in key.lower() for word in _FORBIDDEN):
+            raise ValueError(f"audit detail {key!r} looks like a secret")
+    ip = request.remote_addr if has_request_context() else None
+    db.session.add(
+        AuditEvent(
+            event=event, outcome=outcome, account_id=account_id, client_id=client_id, method=method, ip=ip,
+            detail=detail or None,
+        )
+    )
+    if commit:
+        db.session.commit()
+    log.info(
+        "event=%s outcome=%s account=%s client=%s method=%s ip=%s %s",
+        event, outcome, account_id, client_id, method, ip,
+        " ".join(f"{k}={v}" for k, v in detail.items()),
+    )
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["idp.audit"] = record

@@ -1,0 +1,97 @@
+"""Which claims a relying party receives, by scope and by the ``claims`` parameter.
+
+OpenID Connect Core 5.4 (scope claims), 5.5 (the ``claims`` request
+parameter, including essential claims) and 3.1.3.6 (``at_hash``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+from .storage import Account
+
+SCOPE_CLAIMS = {
+    "profile": ("name", "given_name", "family_name", "birthdate", "locale", "preferred_username", "updated_at"),
+    "email": ("email", "email_verified"),
+    "phone": ("phone_number", "phone_number_verified"),
+    "address": ("address",),
+}
+CLAIMS_SUPPORTED = (
+    "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "at_hash",
+    *(c for claims in SCOPE_CLAIMS.values() for c in claims),
+)
+
+
+def half_hash(value: str, alg: str) -> str:
+    """Left half of the hash of ``value``, base64url (``at_hash``, ``c_hash``)."""
+    bits = int(alg[2:]) if alg[2:].isdigit() else 256
+    h = {256: hashlib.sha256, 384: hashlib.sha384, 512: hashlib.sha512}[bits](value.encode()).digest()
+    return base64.urlsafe_b64encode(h[: len(h) // 2]).rstrip(b"=").decode()
+
+
+def account_claims(account: Account) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "name": " ".join(n for n in (account.given_name, account.family_name) if n) or None,
+        "given_name": account.given_name,
+        "family_name": account.family_name,
+        "birthdate": account.birthdate,
+        "locale": account.locale,
+        "preferred_username": account.username,
+        "updated_at": account.updated_at,
+        "email": account.email,
+        "email_verified": bool(account.email_verified) if account.email else None,
+        "phone_number": account.phone,
+        "phone_number_verified": bool(account.phone_verified) if account.phone else None,
+        "address": account.address or None,
+    }
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def parse_claims_request(raw: str | None) -> dict | None:
+    """Validate the ``claims`` parameter; raises ValueError with a reason."""
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError("claims is not valid JSON") from exc
+    if not isinstance(value, dict):
+        raise ValueError("claims must be a JSON object")
+    out = {}
+    for member in ("id_token", "userinfo"):
+        part = value.get(member)
+        if part is None:
+            continue
+        if not isinstance(part, dict):
+            raise ValueError(f"claims.{member} must be a JSON object")
+        out[member] = {k: (v if isinstance(v, dict) else None) for k, v in part.items() if isinstance(k, str)}
+    return out
+
+
+def requested_acr(claims_request: dict | None) -> list[str]:
+    """acr values asked for through ``claims`` (``{"id_token": {"acr": {"values": [...]}}}``)."""
+    acr = ((claims_request or {}).get("id_token") or {}).get("acr") or {}
+    values = acr.get("values") or ([acr["value"]] if "value" in acr else [])
+    return [v for v in values if isinstance(v, str)]
+
+
+def _select(account: Account, names) -> dict[str, Any]:
+    values = account_claims(account)
+    return {k: values[k] for k in names if k in values}
+
+
+def id_token_claims(account: Account, scope: str, claims_request: dict | None) -> dict[str, Any]:
+    wanted = list((claims_request or {}).get("id_token") or {})
+    return _select(account, [c for c in wanted if c in CLAIMS_SUPPORTED and c not in ("acr", "auth_time", "amr")])
+
+
+def userinfo_claims(account: Account, scope: str, claims_request: dict | None) -> dict[str, Any]:
+    scopes = scope.split()
+    names = [c for s in scopes for c in SCOPE_CLAIMS.get(s, ())]
+    names += [c for c in (claims_request or {}).get("userinfo") or {} if c in CLAIMS_SUPPORTED]
+    out = {"sub": account.sub}
+    out.update(_select(account, names))
+    return out

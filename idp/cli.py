@@ -1,0 +1,204 @@
+"""The ``idp`` command: serve, check the configuration, migrate, rotate keys, manage users.
+
+Every command is non-interactive so operators can script it; the
+configuration comes from ``--config`` or ``IDP_CONFIG``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy import select
+
+from connectors.base import ConfigErrors
+
+
+def _create_app():
+    from . import create_app
+
+    ctx = click.get_current_context(silent=True)
+    path = None
+    while ctx is not None:
+        path = path or (ctx.params.get("config") if ctx.params else None)
+        ctx = ctx.parent
+    try:
+        return create_app(path)
+    except ConfigErrors as exc:
+        click.echo("Configuration errors:", err=True)
+        for e in exc.errors:
+            click.echo(f"  {e}", err=True)
+        sys.exit(2)
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False)
+@click.option("--config", envvar="IDP_CONFIG", type=click.Path(dir_okay=False), help="Provider TOML file.")
+def main(config):
+    """OpenID Connect provider."""
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@with_appcontext
+def serve(host: str, port: int):
+    """Run the development server (use gunicorn with wsgi.py in production)."""
+    app = current_app._get_current_object()
+    if app.extensions["idp.settings"].production:
+        click.echo("warning: the built-in server is for development; run gunicorn wsgi:app", err=True)
+    app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+@main.group("config")
+def config_group():
+    """Configuration."""
+
+
+@config_group.command("check")
+@click.pass_context
+def config_check(ctx):
+    """Validate the configuration without starting anything."""
+    from .settings import load_settings
+
+    path = ctx.find_root().params.get("config")
+    try:
+        settings = load_settings(path)
+    except ConfigErrors as exc:
+        for e in exc.errors:
+            click.echo(str(e), err=True)
+        click.echo(f"{len(exc.errors)} error(s)", err=True)
+        sys.exit(2)
+    click.echo(f"OK: {settings.source} ({settings.environment}, {len(settings.clients)} client(s))")
+
+
+@main.group("db")
+def db_group():
+    """Database schema."""
+
+
+@db_group.command("upgrade")
+@with_appcontext
+def db_upgrade():
+    """Apply the migrations (Alembic) up to the newest schema."""
+    from .storage import upgrade
+
+    upgrade(current_app._get_current_object())
+    click.echo("database is up to date")
+
+
+@main.group("keys")
+def keys_group():
+    """Token signing keys."""
+
+
+@keys_group.command("rotate")
+@click.option("--connector", type=click.Choice(["itsme"]), default=None, help="Rotate a connector's RP keys instead.")
+@with_appcontext
+def keys_rotate(connector):
+    """Add a new key, sign with it, keep the old public key until its tokens expired."""
+    if connector == "itsme":
+        from .connectors import rotate_itsme_keys
+
+        click.echo(json.dumps(rotate_itsme_keys(current_app._get_current_object())))
+        return
+    ring = current_app.extensions["idp.keys"]
+    kid = ring.create_key()
+    removed = ring.prune()
+    click.echo(f"new signing key {kid}; {removed} expired key(s) removed")
+
+
+@keys_group.command("list")
+@with_appcontext
+def keys_list():
+    """The keys, which one signs, and when the retired ones leave the JWKS."""
+    from .storage import SigningKey, db
+
+    for row in db.session.scalars(select(SigningKey).order_by(SigningKey.created_at)):
+        state = "active" if row.retired_at is None else f"retired, in JWKS until {time.strftime('%Y-%m-%d %H:%M', time.gmtime(row.drop_after))}"
+        click.echo(f"{row.kid}  {row.alg}  {state}")
+
+
+@main.group("users")
+def users_group():
+    """Local accounts."""
+
+
+@users_group.command("create")
+@click.argument("username")
+@click.option("--email", default=None)
+@click.option("--phone", default=None, help="Mobile number, E.164 (+32...).")
+@click.option("--given-name", default=None)
+@click.option("--family-name", default=None)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@with_appcontext
+def users_create(username, email, phone, given_name, family_name, password_stdin):
+    """Add a local account (contacts given here count as verified by the operator)."""
+    from .accounts import AccountError, create_local_account
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    try:
+        account = create_local_account(username, password=password, email=email, phone=phone,
+                                       given_name=given_name, family_name=family_name)
+    except AccountError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"created {account.username} (sub {account.sub})")
+
+
+@users_group.command("show")
+@click.argument("username")
+@with_appcontext
+def users_show(username):
+    """An account's profile and state (no secrets)."""
+    from .accounts import find_by_username
+
+    account = find_by_username(username)
+    if account is None:
+        click.echo("no such user", err=True)
+        sys.exit(1)
+    click.echo(json.dumps({
+        "username": account.username, "sub": account.sub, "status": account.status,
+        "email": account.email, "email_verified": account.email_verified,
+        "phone": account.phone, "phone_verified": account.phone_verified,
+        "name": account.display_name,
+    }, indent=2))
+
+
+@users_group.command("disable")
+@click.argument("username")
+@with_appcontext
+def users_disable(username):
+    """Disable an account and end its sessions."""
+    from .accounts import disable_account, find_by_username
+
+    account = find_by_username(username)
+    if account is None:
+        click.echo("no such user", err=True)
+        sys.exit(1)
+    disable_account(account)
+    click.echo(f"disabled {account.username}")
+
+
+@main.command("audit")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--event", default=None)
+@with_appcontext
+def audit_list(limit, event):
+    """The newest security events."""
+    from .storage import AuditEvent, db
+
+    q = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if event:
+        q = q.where(AuditEvent.event == event)
+    for row in db.session.scalars(q):
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row.at))
+        click.echo(f"{when} {row.event} {row.outcome} account={row.account_id} client={row.client_id} "
+                   f"method={row.method} ip={row.ip} {json.dumps(row.detail) if row.detail else ''}")
+
+
+def init_app(app: Flask) -> None:
+    pass

@@ -1,0 +1,60 @@
+"""Languages of the hosted pages: French, Dutch, German and English (Flask-Babel).
+
+The language is, in order: the one picked on the page (kept in the browser
+session), the first supported ``ui_locales`` value of the authorization
+request, the best ``Accept-Language`` match, and the configured default.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, g, redirect, request, session
+from flask_babel import Babel
+
+LANGUAGE_NAMES = {"fr": "Français", "nl": "Nederlands", "de": "Deutsch", "en": "English"}
+
+
+def pick_from_ui_locales(ui_locales: str | None, supported) -> str | None:
+    for tag in (ui_locales or "").split():
+        base = tag.split("-")[0].lower()
+        if base in supported:
+            return base
+    return None
+
+
+def select_locale() -> str:
+    from flask import current_app
+
+    settings = current_app.extensions["idp.settings"]
+    supported = settings.languages
+    chosen = session.get("lang") if request else None
+    if chosen in supported:
+        return chosen
+    if g.get("ui_locale") in supported:
+        return g.ui_locale
+    from_query = pick_from_ui_locales(request.args.get("ui_locales"), supported)
+    if from_query:
+        return from_query
+    return request.accept_languages.best_match(supported) or settings.default_language
+
+
+def init_app(app: Flask) -> None:
+    Babel(app, locale_selector=select_locale, default_translation_directories="translations")
+
+    @app.route("/lang/<code>", methods=["POST"])
+    def set_language(code: str):
+        from flask_wtf.csrf import validate_csrf
+
+        validate_csrf(request.form.get("csrf_token"))
+        if code in app.extensions["idp.settings"].languages:
+            session["lang"] = code
+        target = request.form.get("next", "/")
+        if not target.startswith("/") or target.startswith("//") or "\\" in target:
+            target = "/"
+        return redirect(target, 303)
+
+    @app.context_processor
+    def _languages():
+        from flask_babel import get_locale
+
+        langs = app.extensions["idp.settings"].languages
+        return {"languages": [(c, LANGUAGE_NAMES[c]) for c in langs], "current_language": str(get_locale())}

@@ -1,0 +1,124 @@
+"""Logout: RP-Initiated Logout 1.0 and Back-Channel Logout 1.0.
+
+Ending an SSO session ends it for every relying party that took part: each
+one with a ``backchannel_logout_uri`` receives a signed logout token
+(``typ: logout+jwt``, with ``sub`` and ``sid``, the back-channel event and no
+nonce), and the session's refresh tokens stop working unless they were
+granted for ``offline_access``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+from authlib.oauth2 import OAuth2Error
+from authlib.oidc.rpinitiated import EndSessionEndpoint
+from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, session
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from . import audit
+from .oauth import revoke_grant
+from .sessions import current_sso
+from .storage import Account, Grant, SessionClient, SsoSession, db
+
+log = logging.getLogger(__name__)
+bp = Blueprint("logout", __name__)
+
+BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+
+
+class EndSession(EndSessionEndpoint):
+    def get_server_jwks(self):
+        return current_app.extensions["idp.keys"].verification_keys()
+
+    def get_algorithms(self):
+        return [current_app.extensions["idp.settings"].signing_algorithm]
+
+    def end_session(self, end_session_request) -> None:
+        sso = current_sso()
+        if sso is not None:
+            end_sso(sso[0], reason="rp_initiated_logout")
+        session.clear()
+
+
+def logout_token(client_id: str, sub: str, sid: str) -> str:
+    settings = current_app.extensions["idp.settings"]
+    now = int(time.time())
+    claims = {
+        "iss": settings.issuer,
+        "aud": client_id,
+        "iat": now,
+        "exp": now + 120,
+        "jti": secrets.token_urlsafe(16),
+        "sub": sub,
+        "sid": sid,
+        "events": {BACKCHANNEL_EVENT: {}},
+    }
+    return current_app.extensions["idp.keys"].sign(claims, typ="logout+jwt")
+
+
+def _post(uri: str, token: str, timeout: float) -> str | None:
+    try:
+        resp = requests.post(uri, data={"logout_token": token}, timeout=timeout, allow_redirects=False)
+    except requests.RequestException as exc:
+        return type(exc).__name__
+    return None if resp.status_code in (200, 204) else f"HTTP {resp.status_code}"
+
+
+def end_sso(row: SsoSession, reason: str) -> None:
+    """End one SSO session everywhere: the browser, the RPs (back-channel), its tokens."""
+    settings = current_app.extensions["idp.settings"]
+    clients = current_app.extensions["idp.clients"]
+    if row.ended_at is None:
+        row.ended_at = int(time.time())
+    account = db.session.get(Account, row.account_id)
+    for grant in db.session.scalars(select(Grant).where(Grant.session_id == row.id, Grant.revoked_at.is_(None))):
+        if "offline_access" not in grant.scope.split():
+            revoke_grant(grant.id, "logout")
+    participants = [sc.client_id for sc in db.session.scalars(select(SessionClient).where(SessionClient.session_id == row.id))]
+    db.session.commit()
+    jobs = []
+    for client_id in participants:
+        client = clients.get(client_id)
+        if client is not None and client.settings.backchannel_logout_uri:
+            jobs.append((client_id, client.settings.backchannel_logout_uri, logout_token(client_id, account.sub, row.id)))
+    if jobs:
+        with ThreadPoolExecutor(max_workers=min(8, len(jobs))) as pool:
+            results = list(pool.map(lambda j: _post(j[1], j[2], settings.backchannel_logout_timeout), jobs))
+        for (client_id, _uri, _tok), problem in zip(jobs, results, strict=True):
+            audit.record("backchannel_logout", "failure" if problem else "success", account_id=account.id,
+                         client_id=client_id, commit=False, **({"problem": problem} if problem else {}))
+    audit.record("logout", account_id=account.id if account else None, reason=reason, clients=len(participants))
+    g.pop("sso", None)
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout():
+    server = current_app.extensions["idp.oauth"]
+    try:
+        req = server.validate_endpoint_request("end_session")
+    except OAuth2Error as exc:
+        return render_template("error.html", title=_("Logout"),
+                               message=_("This logout request is not valid: %(reason)s", reason=exc.description)), 400
+    client_id = request.values.get("client_id")
+    if client_id and req.client is None:
+        return render_template("error.html", title=_("Logout"), message=_("Unknown application.")), 400
+    if request.values.get("post_logout_redirect_uri") and not req.redirect_uri:
+        # Not registered, altered, or without a hint to prove it: log out, never redirect.
+        server.create_endpoint_response("end_session", req)
+        return render_template("logout/done.html"), 200
+    response = server.create_endpoint_response("end_session", req)
+    if response is not None:
+        response.status_code = 303
+        return response
+    return render_template("logout/done.html")
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["idp.oauth"].register_endpoint(EndSession)
+    app.register_blueprint(bp)

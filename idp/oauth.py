@@ -1,0 +1,534 @@
+"""The OAuth 2.0 / OpenID Connect machinery, on Authlib.
+
+Authlib does the protocol mechanics (RFC 6749 grants, RFC 7636 PKCE, RFC 7523
+client assertions, RFC 7009 revocation, RFC 7662 introspection, RFC 9207
+``iss``, OpenID Connect Core); this module gives it our storage and tightens
+it where the rules of this provider are stricter:
+
+* PKCE with ``S256`` for every client, public or confidential; ``plain`` refused.
+* Codes single use (claimed atomically) and bound to client, redirect URI and
+  PKCE; a replayed code revokes every token its first redemption issued
+  (RFC 6749 section 4.1.2, RFC 9700 section 4.2.4).
+* Public clients' refresh tokens rotate; reusing a rotated one revokes the
+  whole family (RFC 9700 section 4.14.2). Confidential clients' refresh
+  tokens are bound to the client that got them.
+* Access tokens are JWTs per RFC 9068 (``typ: at+jwt``) whose ``jti`` is
+  recorded, so revocation and code replay can end them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, grants
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from flask import Flask, current_app
+from sqlalchemy import select, update
+
+from . import claims as claims_mod
+from .storage import AccessToken, Account, AuthorizationCode, Grant, RefreshToken, SsoSession, db
+
+log = logging.getLogger(__name__)
+
+
+def digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+@dataclass
+class AuthContext:
+    """The logged-in person as the authorization endpoint sees them."""
+
+    account: Account
+    session: SsoSession
+    acr: str
+    claims_request: dict | None = None
+
+
+@dataclass
+class TokenUser:
+    """The subject of a token request: the account and the grant (token family)."""
+
+    account: Account
+    grant: Grant
+    nonce: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def revoke_grant(grant_id: str, reason: str) -> None:
+    """End a grant: its refresh tokens and access tokens stop working at once."""
+    now = _now()
+    db.session.execute(
+        update(Grant).where(Grant.id == grant_id, Grant.revoked_at.is_(None)).values(revoked_at=now, revoked_reason=reason)
+    )
+    db.session.execute(
+        update(RefreshToken).where(RefreshToken.grant_id == grant_id, RefreshToken.revoked_at.is_(None)).values(revoked_at=now)
+    )
+    db.session.execute(
+        update(AccessToken).where(AccessToken.grant_id == grant_id, AccessToken.revoked_at.is_(None)).values(revoked_at=now)
+    )
+    log.warning("grant revoked reason=%s", reason)
+
+
+# ---------------------------------------------------------------------------
+# Token generation and storage
+# ---------------------------------------------------------------------------
+
+
+class Tokens:
+    """Issues the access token (RFC 9068 JWT), the refresh token and the ID token."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.settings = app.extensions["idp.settings"]
+
+    @property
+    def keys(self):
+        return self.app.extensions["idp.keys"]
+
+    def access_token(self, client, user: TokenUser, scope: str, now: int) -> tuple[str, str]:
+        jti = secrets.token_urlsafe(16)
+        grant = user.grant
+        claims = {
+            "iss": self.settings.issuer,
+            "sub": user.account.sub,
+            "aud": self.settings.issuer + "/userinfo",
+            "client_id": client.client_id,
+            "exp": now + self.settings.access_token_ttl,
+            "iat": now,
+            "jti": jti,
+            "scope": scope,
+            "auth_time": grant.auth_time,
+            "acr": grant.acr,
+            "amr": list(grant.amr),
+        }
+        if grant.session_id:
+            claims["sid"] = grant.session_id
+        return self.keys.sign(claims, typ="at+jwt"), jti
+
+    def generate(self, grant_type, client, user: TokenUser = None, scope=None, expires_in=None, include_refresh_token=True):
+        now = _now()
+        access, jti = self.access_token(client, user, scope or "", now)
+        token = {
+            "token_type": "Bearer",
+            "access_token": access,
+            "expires_in": self.settings.access_token_ttl,
+            "scope": scope or "",
+        }
+        if include_refresh_token:
+            token["refresh_token"] = secrets.token_urlsafe(32)  # 256 bits
+        token["_jti"] = jti  # removed in save_token, never sent
+        return token
+
+    def save(self, token: dict, request) -> None:
+        user: TokenUser = request.user
+        grant_id = user.grant.id
+        jti = token.pop("_jti")
+        now = _now()
+        db.session.add(AccessToken(jti=jti, grant_id=grant_id, expires_at=now + self.settings.access_token_ttl))
+        if "refresh_token" in token:
+            db.session.add(
+                RefreshToken(
+                    token_hash=digest(token["refresh_token"]),
+                    grant_id=grant_id,
+                    created_at=now,
+                    expires_at=now + self.settings.refresh_token_ttl,
+                )
+            )
+        db.session.commit()
+
+    def id_token(self, client, user: TokenUser, scope: str, access_token: str | None) -> str:
+        now = _now()
+        grant = user.grant
+        claims: dict[str, Any] = {
+            "iss": self.settings.issuer,
+            "sub": user.account.sub,
+            "aud": client.client_id,
+            "azp": client.client_id,
+            "exp": now + self.settings.id_token_ttl,
+            "iat": now,
+            "auth_time": grant.auth_time,
+            "acr": grant.acr,
+            "amr": list(grant.amr),
+        }
+        if grant.session_id:
+            claims["sid"] = grant.session_id
+        if user.nonce:
+            claims["nonce"] = user.nonce
+        if access_token:
+            claims["at_hash"] = claims_mod.half_hash(access_token, self.keys.active.alg)
+        claims.update(claims_mod.id_token_claims(user.account, scope, grant.claims))
+        return self.keys.sign(claims, typ="JWT")
+
+
+class IdTokenExtension:
+    """Adds the ID token to code and refresh responses (OpenID Connect Core 3.1.3.3, 12.2)."""
+
+    def __call__(self, grant):
+        grant.register_hook("after_create_token_response", self.process_token)
+
+    def process_token(self, grant, response):
+        _, token, _ = response
+        scope = token.get("scope") or ""
+        if "openid" not in scope.split():
+            return token
+        tokens: Tokens = current_app.extensions["idp.tokens"]
+        token["id_token"] = tokens.id_token(
+            grant.request.client, grant.request.user, scope, token.get("access_token")
+        )
+        return token
+
+
+# ---------------------------------------------------------------------------
+# Grants
+# ---------------------------------------------------------------------------
+
+NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+ALL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+
+
+class S256Required(CodeChallenge):
+    """PKCE for every client, and only the S256 method (RFC 9700 section 2.1.1)."""
+
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+    def validate_code_challenge(self, grant, redirect_uri):
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
+            raise InvalidRequestError("PKCE is required: send code_challenge with code_challenge_method=S256.")
+        if data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("Only code_challenge_method=S256 is supported.")
+        super().validate_code_challenge(grant, redirect_uri)
+
+    def get_authorization_code_challenge(self, authorization_code):
+        return authorization_code.code_challenge
+
+    def get_authorization_code_challenge_method(self, authorization_code):
+        return authorization_code.code_challenge_method
+
+
+class CodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
+
+    def save_authorization_code(self, code: str, request) -> None:
+        ctx: AuthContext = request.user
+        settings = current_app.extensions["idp.settings"]
+        data = request.payload.data
+        now = _now()
+        grant = Grant(
+            id=secrets.token_urlsafe(18),
+            account_id=ctx.account.id,
+            client_id=request.client.client_id,
+            session_id=ctx.session.id,
+            scope=request.scope or "",
+            claims=ctx.claims_request,
+            auth_time=ctx.session.auth_time,
+            acr=ctx.acr,
+            amr=list(ctx.session.amr),
+            created_at=now,
+        )
+        db.session.add(grant)
+        db.session.flush()  # the code row refers to the grant
+        db.session.add(
+            AuthorizationCode(
+                code_hash=digest(code),
+                grant_id=grant.id,
+                client_id=request.client.client_id,
+                redirect_uri=request.payload.redirect_uri,
+                nonce=data.get("nonce"),
+                code_challenge=data.get("code_challenge"),
+                code_challenge_method=data.get("code_challenge_method", "S256"),
+                expires_at=now + settings.code_ttl,
+            )
+        )
+        db.session.commit()
+
+    def query_authorization_code(self, code: str, client):
+        """Claim the code atomically: of N concurrent redemptions exactly one wins."""
+        if not isinstance(code, str) or len(code) > 512:
+            return None
+        h = digest(code)
+        now = _now()
+        claimed = db.session.execute(
+            update(AuthorizationCode)
+            .where(
+                AuthorizationCode.code_hash == h,
+                AuthorizationCode.used_at.is_(None),
+                AuthorizationCode.client_id == client.client_id,
+                AuthorizationCode.expires_at >= now,
+            )
+            .values(used_at=now)
+        ).rowcount
+        db.session.commit()
+        row = db.session.get(AuthorizationCode, h)
+        if row is None:
+            return None
+        if claimed != 1:
+            if row.used_at is not None:
+                # A second redemption: whoever holds this code is not to be trusted.
+                revoke_grant(row.grant_id, "authorization_code_replayed")
+                db.session.commit()
+            return None
+        return row
+
+    def delete_authorization_code(self, authorization_code) -> None:
+        pass  # already marked used when claimed
+
+    def authenticate_user(self, authorization_code):
+        grant = db.session.get(Grant, authorization_code.grant_id)
+        if grant is None or grant.revoked_at is not None:
+            return None
+        account = db.session.get(Account, grant.account_id)
+        if account is None or account.status != "active":
+            return None
+        return TokenUser(account=account, grant=grant, nonce=authorization_code.nonce)
+
+
+class RefreshGrant(grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def _validate_request_token(self, client):
+        value = self.request.form.get("refresh_token")
+        if value is None:
+            raise InvalidRequestError("Missing 'refresh_token' in request.")
+        if not isinstance(value, str) or len(value) > 512:
+            raise InvalidGrantError()
+        h = digest(value)
+        row = db.session.get(RefreshToken, h)
+        now = _now()
+        if row is None:
+            raise InvalidGrantError()
+        grant = db.session.get(Grant, row.grant_id)
+        if grant is None or grant.client_id != client.client_id:
+            raise InvalidGrantError()  # bound to the client it was issued to
+        if grant.revoked_at is not None or row.revoked_at is not None or row.expires_at < now:
+            raise InvalidGrantError()
+        if client.is_public:
+            claimed = db.session.execute(
+                update(RefreshToken)
+                .where(RefreshToken.token_hash == h, RefreshToken.used_at.is_(None))
+                .values(used_at=now)
+            ).rowcount
+            db.session.commit()
+            if claimed != 1:
+                revoke_grant(grant.id, "refresh_token_reused")
+                db.session.commit()
+                raise InvalidGrantError("Refresh token reused: the session's tokens were revoked.")
+        self.INCLUDE_NEW_REFRESH_TOKEN = client.is_public
+        row.grant = grant
+        return _RefreshView(row, grant)
+
+    def authenticate_user(self, refresh_token):
+        account = db.session.get(Account, refresh_token.grant.account_id)
+        if account is None or account.status != "active":
+            return None
+        return TokenUser(account=account, grant=refresh_token.grant)
+
+    def revoke_old_credential(self, refresh_token) -> None:
+        pass  # public clients' tokens were claimed (rotated) in _validate_request_token
+
+
+@dataclass
+class _RefreshView:
+    row: RefreshToken
+    grant: Grant
+
+    def get_scope(self) -> str:
+        return self.grant.scope
+
+    def check_client(self, client) -> bool:
+        return self.grant.client_id == client.client_id
+
+
+class ClientAssertion(JWTBearerClientAssertion):
+    """``private_key_jwt`` (RFC 7523 section 2.2); aud may be the token endpoint or the issuer."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def get_audiences(self):
+        issuer = current_app.extensions["idp.settings"].issuer
+        return [issuer + "/token", issuer]
+
+    def validate_jti(self, claims, jti):
+        kv = current_app.extensions["idp.kv"]
+        return kv.add(f"jti:{claims['sub']}:{digest(str(jti))}", b"1", 600)
+
+    def resolve_client_public_key(self, client):
+        from joserfc.jwk import KeySet
+
+        return KeySet.import_key_set(client.settings.jwks or {"keys": []})
+
+
+# ---------------------------------------------------------------------------
+# Revocation and introspection
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class _TokenRef:
+    kind: str  # "access_token" | "refresh_token"
+    grant: Grant
+    client_id: str
+    access: AccessToken | None = None
+    refresh: RefreshToken | None = None
+    claims: dict | None = None
+
+    def check_client(self, client) -> bool:
+        return self.client_id == client.client_id
+
+    def get_client_id(self):
+        return self.client_id
+
+    def get_scope(self):
+        return self.grant.scope
+
+
+def find_token(token_string: str, hint: str | None) -> _TokenRef | None:
+    if not isinstance(token_string, str) or len(token_string) > 8192:
+        return None
+    order = ["refresh_token", "access_token"] if hint != "access_token" else ["access_token", "refresh_token"]
+    for kind in order:
+        if kind == "refresh_token" and "." not in token_string:
+            row = db.session.get(RefreshToken, digest(token_string))
+            if row is not None:
+                grant = db.session.get(Grant, row.grant_id)
+                if grant is not None:
+                    return _TokenRef("refresh_token", grant, grant.client_id, refresh=row)
+        if kind == "access_token" and token_string.count(".") == 2:
+            try:
+                claims = current_app.extensions["idp.keys"].verify(token_string, typ="at+jwt")
+            except Exception:  # noqa: BLE001 - any failure means "not one of ours"
+                continue
+            row = db.session.get(AccessToken, claims.get("jti", ""))
+            if row is not None:
+                grant = db.session.get(Grant, row.grant_id)
+                if grant is not None:
+                    return _TokenRef("access_token", grant, grant.client_id, access=row, claims=claims)
+    return None
+
+
+def token_is_active(ref: _TokenRef, now: int | None = None) -> bool:
+    now = now or _now()
+    if ref.grant.revoked_at is not None:
+        return False
+    row = ref.access if ref.kind == "access_token" else ref.refresh
+    if row.revoked_at is not None or row.expires_at < now:
+        return False
+    if ref.kind == "refresh_token" and row.used_at is not None:
+        return False
+    return True
+
+
+class Revocation(RevocationEndpoint):
+    """RFC 7009: revoking a refresh token ends its grant; unknown tokens get 200."""
+
+    CLIENT_AUTH_METHODS = ALL_AUTH_METHODS
+
+    def query_token(self, token_string, token_type_hint):
+        return find_token(token_string, token_type_hint)
+
+    def revoke_token(self, token: _TokenRef, request):
+        now = _now()
+        if token.kind == "refresh_token":
+            revoke_grant(token.grant.id, "revoked_by_client")
+        else:
+            token.access.revoked_at = now
+        db.session.commit()
+
+
+class Introspection(IntrospectionEndpoint):
+    """RFC 7662: authenticated; another client's or an inactive token is only {"active": false}."""
+
+    CLIENT_AUTH_METHODS = [m for m in ALL_AUTH_METHODS if m != "none"]
+
+    def query_token(self, token_string, token_type_hint):
+        return find_token(token_string, token_type_hint)
+
+    def check_permission(self, token, client, request):
+        return token.client_id == client.client_id
+
+    def create_endpoint_response(self, request):
+        client = self.authenticate_endpoint_client(request)
+        self.check_params(request, client)
+        token = self.query_token(request.form["token"], request.form.get("token_type_hint"))
+        if token is None or not token.check_client(client) or not token_is_active(token):
+            return 200, {"active": False}, NO_STORE
+        return 200, self.introspect_token(token), NO_STORE
+
+    def introspect_token(self, token: _TokenRef):
+        grant = token.grant
+        account = db.session.get(Account, grant.account_id)
+        row = token.access if token.kind == "access_token" else token.refresh
+        settings = current_app.extensions["idp.settings"]
+        out = {
+            "active": True,
+            "client_id": grant.client_id,
+            "scope": grant.scope,
+            "sub": account.sub if account else None,
+            "exp": row.expires_at,
+            "iss": settings.issuer,
+            "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",
+            "acr": grant.acr,
+            "auth_time": grant.auth_time,
+        }
+        if token.kind == "access_token":
+            out["iat"] = token.claims.get("iat")
+            out["jti"] = token.claims.get("jti")
+            out["aud"] = token.claims.get("aud")
+        return out
+
+
+# ---------------------------------------------------------------------------
+
+
+class Server(AuthorizationServer):
+    def __init__(self, app: Flask) -> None:
+        super().__init__()
+        self._clients = app.extensions["idp.clients"]
+        self._tokens = app.extensions["idp.tokens"]
+        self.init_app(app)
+        self.register_token_generator("default", self._tokens.generate)
+        self.scopes_supported = None
+
+    def query_client(self, client_id):
+        return self._clients.get(client_id)
+
+    def save_token(self, token, request):
+        self._tokens.save(token, request)
+
+    def get_error_uri(self, request, error):
+        return None
+
+    def handle_response(self, status_code, payload, headers):
+        response = super().handle_response(status_code, payload, headers)
+        if response.mimetype == "application/json":
+            response.headers["Cache-Control"] = "no-store"
+            response.headers["Pragma"] = "no-cache"
+        return response
+
+
+def init_app(app: Flask) -> Server:
+    app.extensions["idp.tokens"] = Tokens(app)
+    server = Server(app)
+    server.register_grant(CodeGrant, [S256Required(required=True), IdTokenExtension()])
+    server.register_grant(RefreshGrant, [IdTokenExtension()])
+    server.register_client_auth_method(ClientAssertion.CLIENT_AUTH_METHOD, ClientAssertion())
+    server.register_endpoint(Revocation)
+    server.register_endpoint(Introspection)
+    app.extensions["idp.oauth"] = server
+    return server

@@ -1,0 +1,61 @@
+"""HTTP security headers for every response (OWASP ASVS V14, RFC 9700 section 4.16).
+
+Pages get a strict Content-Security-Policy without inline script,
+``frame-ancestors 'none'``, ``Referrer-Policy: no-referrer`` and
+``Cache-Control: no-store``; HSTS in production. A view that must post a form
+to a relying party (``response_mode=form_post``) widens ``form-action`` to
+exactly that target through :func:`allow_form_action`.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Flask, g, request
+from flask_wtf.csrf import CSRFProtect
+
+CACHEABLE_ENDPOINTS = {"discovery.jwks", "discovery.configuration", "static"}
+
+
+def allow_form_action(url: str) -> None:
+    parts = urlsplit(url)
+    g.form_action = f"{parts.scheme}://{parts.netloc}"
+
+
+csrf = CSRFProtect()
+
+# Endpoints that relying parties call directly (no browser form of ours behind them).
+CSRF_EXEMPT = ("token.token", "token.revoke", "token.introspect", "userinfo.userinfo", "authorize.authorize",
+               "logout.logout")
+
+
+def exempt_protocol_endpoints(app: Flask) -> None:
+    for endpoint in CSRF_EXEMPT:
+        view = app.view_functions.get(endpoint)
+        if view is not None:
+            csrf.exempt(view)
+
+
+def init_app(app: Flask) -> None:
+    production = app.extensions["idp.settings"].production
+    csrf.init_app(app)
+
+    @app.after_request
+    def _headers(response):
+        h = response.headers
+        form_action = "'self'" + (f" {g.form_action}" if g.get("form_action") else "")
+        h.setdefault(
+            "Content-Security-Policy",
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "connect-src 'self' http://127.0.0.1:* http://localhost:*; font-src 'self'; "
+            f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+        )
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.setdefault("Referrer-Policy", "no-referrer")
+        h.setdefault("X-Frame-Options", "DENY")
+        h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if production:
+            h.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+        if request.endpoint not in CACHEABLE_ENDPOINTS:
+            h.setdefault("Cache-Control", "no-store")
+        return response

@@ -1,0 +1,277 @@
+"""Storage: the SQLAlchemy model set (Flask-SQLAlchemy) and its migrations.
+
+SQLite is the embedded default, PostgreSQL the production database; Alembic
+migrations under ``idp/migrations`` are the only way the schema changes
+(``idp db upgrade``; the embedded default migrates itself at start-up).
+
+Secrets are never stored in the clear: authorization codes, refresh tokens,
+reset links and one-time codes are kept as SHA-256 digests; national register
+and card numbers as keyed HMACs (see :mod:`idp.hashing`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+log = logging.getLogger(__name__)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+db = SQLAlchemy(model_class=Base)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def utcnow() -> int:
+    """Timestamps are integer seconds since the epoch: comparable on every backend."""
+    return int(dt.datetime.now(dt.UTC).timestamp())
+
+
+class Account(db.Model):
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sub: Mapped[str] = mapped_column(String(64), unique=True)
+    username: Mapped[str | None] = mapped_column(String(128))
+    username_norm: Mapped[str | None] = mapped_column(String(128), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    phone: Mapped[str | None] = mapped_column(String(32))
+    phone_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    given_name: Mapped[str | None] = mapped_column(String(200))
+    family_name: Mapped[str | None] = mapped_column(String(200))
+    birthdate: Mapped[str | None] = mapped_column(String(10))
+    locale: Mapped[str | None] = mapped_column(String(8))
+    address: Mapped[dict | None] = mapped_column(JSON)
+    national_number_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    customer_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    terms_version: Mapped[str | None] = mapped_column(String(32))
+    totp_secret: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=utcnow)
+    updated_at: Mapped[int] = mapped_column(BigInteger, default=utcnow, onupdate=utcnow)
+
+    @property
+    def display_name(self) -> str:
+        names = " ".join(n for n in (self.given_name, self.family_name) if n)
+        return names or self.username or self.sub
+
+
+class Customer(db.Model):
+    """A customer of the company, imported from its records (``idp customers import``).
+
+    Card and national register numbers are kept only as keyed hashes (plus the
+    last four digits of the card for display); see :mod:`idp.hashing`.
+    """
+
+    __tablename__ = "customers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_number: Mapped[str] = mapped_column(String(64), unique=True)
+    card_number_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+    contract_numbers: Mapped[list] = mapped_column(JSON, default=list)
+    given_name: Mapped[str | None] = mapped_column(String(200))
+    family_name: Mapped[str | None] = mapped_column(String(200))
+    birthdate: Mapped[str | None] = mapped_column(String(10))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    national_number_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=utcnow)
+    updated_at: Mapped[int] = mapped_column(BigInteger, default=utcnow, onupdate=utcnow)
+
+
+class FederatedIdentity(db.Model):
+    """A link from an upstream identity (itsme sub, eID subject) to an account."""
+
+    __tablename__ = "federated_identities"
+    __table_args__ = (UniqueConstraint("issuer", "subject"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    method: Mapped[str] = mapped_column(String(16))
+    issuer: Mapped[str] = mapped_column(String(255))
+    subject: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[int] = mapped_column(BigInteger, default=utcnow)
+    last_login_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class SsoSession(db.Model):
+    """One browser's single sign-on session, shared by every relying party."""
+
+    __tablename__ = "sso_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the OIDC sid
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    auth_time: Mapped[int] = mapped_column(BigInteger)
+    level: Mapped[str] = mapped_column(String(16))
+    methods: Mapped[list] = mapped_column(JSON)  # login methods used, e.g. ["password", "sms"]
+    amr: Mapped[list] = mapped_column(JSON)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=utcnow)
+    last_seen_at: Mapped[int] = mapped_column(BigInteger, default=utcnow)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    ended_at: Mapped[int | None] = mapped_column(BigInteger)
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+    ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class SessionClient(db.Model):
+    """A relying party that took part in an SSO session (logout reaches it)."""
+
+    __tablename__ = "session_clients"
+    session_id: Mapped[str] = mapped_column(ForeignKey("sso_sessions.id", ondelete="CASCADE"), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=utcnow)
+
+
+class Grant(db.Model):
+    """One authorization of a client by an account: the family of its tokens."""
+
+    __tablename__ = "grants"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[str] = mapped_column(String(128), index=True)
+    session_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    scope: Mapped[str] = mapped_column(Text)
+    claims: Mapped[dict | None] = mapped_column(JSON)
+    auth_time: Mapped[int] = mapped_column(BigInteger)
+    acr: Mapped[str] = mapped_column(String(255))
+    amr: Mapped[list] = mapped_column(JSON)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=utcnow)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+    revoked_reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuthorizationCode(db.Model):
+    __tablename__ = "authorization_codes"
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[str] = mapped_column(String(128))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    nonce: Mapped[str | None] = mapped_column(Text)
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    code_challenge_method: Mapped[str] = mapped_column(String(8))
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    used_at: Mapped[int | None] = mapped_column(BigInteger)
+
+    # Authlib's AuthorizationCodeMixin
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        grant = db.session.get(Grant, self.grant_id)
+        return grant.scope if grant else ""
+
+    def get_nonce(self) -> str | None:
+        return self.nonce
+
+
+class AccessToken(db.Model):
+    """The jti of every JWT access token, so revocation and code replay can end it."""
+
+    __tablename__ = "access_tokens"
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id", ondelete="CASCADE"), index=True)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RefreshToken(db.Model):
+    __tablename__ = "refresh_tokens"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=utcnow)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    used_at: Mapped[int | None] = mapped_column(BigInteger)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Consent(db.Model):
+    __tablename__ = "consents"
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    scope: Mapped[str] = mapped_column(Text)
+    granted_at: Mapped[int] = mapped_column(BigInteger, default=utcnow)
+
+
+class SigningKey(db.Model):
+    """Token signing keys; the private part is encrypted with the keys passphrase."""
+
+    __tablename__ = "signing_keys"
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(8))
+    private_pem: Mapped[str] = mapped_column(Text)
+    public_jwk: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=utcnow)
+    retired_at: Mapped[int | None] = mapped_column(BigInteger)  # stopped signing
+    drop_after: Mapped[int | None] = mapped_column(BigInteger)  # leaves the JWKS after
+
+
+class AuditEvent(db.Model):
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_at", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[int] = mapped_column(BigInteger, default=utcnow)
+    event: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    account_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    client_id: Mapped[str | None] = mapped_column(String(128))
+    method: Mapped[str | None] = mapped_column(String(16))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict | None] = mapped_column(JSON)
+
+
+# ---------------------------------------------------------------------------
+
+
+def alembic_config(url: str) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(app: Flask, revision: str = "heads") -> None:
+    with app.app_context():
+        cfg = alembic_config(app.config["SQLALCHEMY_DATABASE_URI"])
+        with db.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+
+
+def init_app(app: Flask) -> None:
+    settings = app.extensions["idp.settings"]
+    url = settings.database_url
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    engine_options = {"pool_pre_ping": True}
+    if url.startswith("sqlite"):
+        Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True) if ":///" in url else None
+        engine_options = {"connect_args": {"timeout": 30}}
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options
+    db.init_app(app)
+    if url.startswith("sqlite"):
+        from sqlalchemy import event
+
+        with app.app_context():
+
+            @event.listens_for(db.engine, "connect")
+            def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA busy_timeout=30000")
+                cur.close()

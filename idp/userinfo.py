@@ -1,0 +1,63 @@
+"""The UserInfo endpoint (OpenID Connect Core 5.3) with RFC 6750 bearer errors.
+
+GET or POST with ``Authorization: Bearer``; the access token must be one of
+ours (``typ: at+jwt``, RFC 9068), unexpired, and its grant not revoked.
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, Flask, current_app, jsonify, request
+
+from .claims import userinfo_claims
+from .storage import AccessToken, Account, Grant, db
+
+bp = Blueprint("userinfo", __name__)
+
+
+def bearer_error(error: str | None, description: str | None, status: int):
+    value = 'Bearer realm="userinfo"'
+    if error:
+        value += f', error="{error}", error_description="{description}"'
+    body = {"error": error, "error_description": description} if error else {"error": "invalid_request"}
+    return jsonify(body), status, {"WWW-Authenticate": value, "Cache-Control": "no-store"}
+
+
+def bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
+        return request.form.get("access_token") or None  # RFC 6750 section 2.2
+    return None
+
+
+@bp.route("/userinfo", methods=["GET", "POST"])
+def userinfo():
+    token = bearer_token()
+    if token is None:
+        return bearer_error(None, None, 401)
+    try:
+        claims = current_app.extensions["idp.keys"].verify(token, typ="at+jwt")
+    except Exception:  # noqa: BLE001 - any failure: not a token of ours
+        return bearer_error("invalid_token", "The access token is not valid.", 401)
+    now = int(time.time())
+    if not isinstance(claims.get("exp"), int) or claims["exp"] < now:
+        return bearer_error("invalid_token", "The access token expired.", 401)
+    row = db.session.get(AccessToken, str(claims.get("jti", "")))
+    grant = db.session.get(Grant, row.grant_id) if row is not None else None
+    if row is None or row.revoked_at is not None or grant is None or grant.revoked_at is not None:
+        return bearer_error("invalid_token", "The access token was revoked.", 401)
+    if "openid" not in (grant.scope or "").split():
+        return bearer_error("insufficient_scope", "The openid scope is required.", 403)
+    account = db.session.get(Account, grant.account_id)
+    if account is None or account.status != "active":
+        return bearer_error("invalid_token", "The account is no longer active.", 401)
+    response = jsonify(userinfo_claims(account, grant.scope, grant.claims))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
