@@ -53,7 +53,7 @@ def serve(host: str, port: int):
     app.run(host=host, port=port, threaded=True, use_reloader=False)
 
 
-@main.group("config")
+@main.group("config", cls=click.Group)
 def config_group():
     """Configuration."""
 

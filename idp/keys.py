@@ -95,7 +95,13 @@ class KeyRing:
         return kid
 
     def ensure_key(self) -> None:
-        if db.session.scalar(select(func.count()).select_from(SigningKey).where(SigningKey.retired_at.is_(None))) == 0:
+        """A signing key of the configured algorithm: created, or rotated in when the setting changed.
+
+        Discovery advertises the configured algorithm, so signing on with a key
+        of another one would break relying parties that trust the document.
+        """
+        active = db.session.scalars(select(SigningKey).where(SigningKey.retired_at.is_(None))).all()
+        if not active or any(row.alg != self.algorithm for row in active):
             self.create_key()
 
     def prune(self, now: int | None = None) -> int:
@@ -104,6 +110,7 @@ class KeyRing:
         for row in rows:
             db.session.delete(row)
         db.session.commit()
+        self._checked = 0.0  # the JWKS of this process drops them at once
         return len(rows)
 
     def _load(self, now: float) -> None:

@@ -27,7 +27,9 @@ from .storage import Account, db
 bp = Blueprint("login", __name__, url_prefix="/login")
 
 NO_TX = "-"  # a login that did not come from a relying party (account pages)
-METHOD_ENDPOINTS = {"password": "login.password", "itsme": "itsme.start", "eid": "eid.start"}
+METHOD_ENDPOINTS = {
+    "password": "login.password", "itsme": "itsme.start", "eid": "eid.start", "contract": "contract.start",
+}
 
 
 class PasswordForm(FlaskForm):
@@ -109,14 +111,26 @@ def password(tx_id: str):
         else:
             # The second factor (SMS code) is not configured for this login yet: the
             # session gets the level of a single factor and RPs can require more.
-            start_sso(account, level="low", methods=["password"], amr=["pwd"])
-            audit.record("login", account_id=account.id, client_id=client_id, method="password")
-            return redirect(login_completed(tx_id) if tx else url_for("account.home"), 303)
+            return complete_login(account, level="low", methods=["password"], amr=["pwd"], tx_id=tx_id,
+                                  method="password")
     elif request.method == "POST":
         error = _("Please fill in your username and password.")
     status = 400 if error else 200
     return render_template("login/password.html", form=form, tx_id=tx_id, error=error,
                            service_name=settings.service_name), status
+
+
+def complete_login(account: Account, *, level: str, methods: list[str], amr: list[str], tx_id: str, method: str):
+    """The one way every login method ends: a new SSO session, an audit record, then onward.
+
+    Onward is the relying party's authorization request (or the account page
+    when the login did not come from one).
+    """
+    tx = get_transaction(tx_id) if tx_id != NO_TX else None
+    start_sso(account, level=level, methods=methods, amr=amr)
+    audit.record("login", account_id=account.id, client_id=tx["client_id"] if tx else None, method=method,
+                 level=level)
+    return redirect(login_completed(tx_id) if tx else url_for("account.home"), 303)
 
 
 def authenticate_password(username: str, password: str) -> Account | None:

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from connectors.base import LEVELS, ConfigError, ConfigErrors, ConfigTable
 
 DEFAULT_LANGUAGES = ("fr", "nl", "de", "en")
-LOGIN_METHODS = ("password", "itsme", "eid")
+LOGIN_METHODS = ("password", "itsme", "eid", "contract")
 SCOPES = ("openid", "profile", "email", "phone", "address", "offline_access")
 SIGNING_ALGORITHMS = ("RS256", "PS256", "ES256")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
@@ -42,6 +42,7 @@ class MethodSettings:
     enabled: bool
     level: str
     disabled_message: dict[str, str]
+    register: bool = False  # may a person unknown to us get a new account through this method?
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class Settings:
     sms: Any = None  # idp.sms.SmsSettings
     mail: Any = None  # idp.mail.MailSettings
     connectors: dict[str, Any] = field(default_factory=dict)  # method -> connector settings
+    sections: dict[str, Any] = field(default_factory=dict)  # feature tables read by their own modules
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -153,18 +155,19 @@ def _messages(t: ConfigTable, name: str) -> dict[str, str]:
 
 def _read_methods(t: ConfigTable, configured: set[str]) -> dict[str, MethodSettings]:
     methods_table = t.table("methods")
-    defaults = {"password": "substantial", "itsme": "high", "eid": "high"}
+    defaults = {"password": "substantial", "itsme": "high", "eid": "high", "contract": "low"}
     out = {}
     for name in LOGIN_METHODS:
         m = methods_table.table(name)
         enabled = m.bool("enabled", name == "password" or name in configured)
-        if enabled and name != "password" and name not in configured:
+        if enabled and name in ("itsme", "eid") and name not in configured:
             m.error("enabled", f"the {name} login needs a [connectors.{name}] table")
         out[name] = MethodSettings(
             name=name,
             enabled=enabled,
             level=m.str("level", defaults[name], choices=LEVELS),
             disabled_message=_messages(m, "disabled_message"),
+            register=m.bool("register", False) if name in ("itsme", "eid") else False,
         )
         m.finish()
     methods_table.finish()
@@ -339,6 +342,9 @@ def load_settings(
         storage.secret("database_url") if str(storage.data.get("database_url", "")).startswith(("env:", "file:"))
         else storage.str("database_url", default_db)
     )
+    if database_url and database_url.startswith("sqlite:///") and not database_url.startswith("sqlite:////"):
+        # A relative SQLite path is taken from the configuration file's folder.
+        database_url = "sqlite:///" + str((storage.base_dir / database_url[len("sqlite:///"):]).resolve())
     if database_url and database_url.split(":", 1)[0].split("+")[0] not in ("sqlite", "postgresql"):
         storage.error("database_url", "must be a sqlite:/// or postgresql:// URL")
     kv_url = storage.str("kv_url", "memory://")
@@ -409,12 +415,8 @@ def load_settings(
             ct.error("client_id", f"duplicate client id {client.client_id!r}")
         clients[client.client_id] = client
 
-    # Sections of later features, validated by their owners.
-    extra = {}
-    for name in ("otp", "registration", "limits"):
-        root.table(name)
-        if name in data:
-            extra[name] = data[name]
+    sections = _read_sections(root)
+    extra: dict[str, Any] = {}
     root.finish()
 
     if errors:
@@ -450,6 +452,7 @@ def load_settings(
         sms=sms,
         mail=mail,
         connectors=connectors,
+        sections=sections,
         extra=extra,
     )
 
@@ -487,3 +490,29 @@ def _read_services(root: ConfigTable, inst: Path, production: bool):
             ctable.error(name, f"unknown connector; known: {', '.join(m for m in LOGIN_METHODS if m != 'password')}")
     ctable.finish()
     return passwords, sms, mail, connectors
+
+
+# Feature tables read by the module that owns them: name -> "module:Class" with a
+# ``from_table(ConfigTable)`` classmethod (called even when the table is absent,
+# so defaults apply).
+SECTIONS = {
+    "otp": "idp.otp:OtpSettings",
+    "registration": "idp.registration:RegistrationSettings",
+}
+
+
+def _read_sections(root: ConfigTable) -> dict[str, Any]:
+    import importlib
+
+    out = {}
+    for name, target in SECTIONS.items():
+        module_name, cls_name = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            root.table(name)  # feature not built yet: the table is accepted as is
+            continue
+        out[name] = getattr(module, cls_name).from_table(root.table(name))
+    return out

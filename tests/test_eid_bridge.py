@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from connectors.base import ConnectorError
 from connectors.eid import EidSettings, EidVerifier, OcspSettings, new_challenge
 from connectors.eid.bridge import DEFAULT_PORT, load_config
 from tests.fakes.ocsp_responder import OcspResponder
@@ -192,7 +193,7 @@ def test_token_signed_for_one_origin_fails_for_another(bridge, http, pin, pki):
         ocsp=OcspSettings(mode="off"),
         allowed_origins=(ORIGIN, "https://other.example.be"),
     )
-    with pytest.raises(Exception) as err:
+    with pytest.raises(ConnectorError) as err:
         EidVerifier(settings, http=http).verify(
             tok, expected_challenge=challenge, origin="https://other.example.be"
         )

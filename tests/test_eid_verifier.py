@@ -239,9 +239,9 @@ def test_verify_refuses_card_from_unknown_ca(make_verifier, responder, challenge
     assert verify_code(make_verifier(), tok, challenge) == "untrusted_certificate"
 
 
-def test_verify_refuses_card_when_intermediate_missing(make_verifier, pki, card, challenge):
-    verifier = make_verifier()
-    verifier.settings = EidSettings(trust_anchors=(pki.root.cert,), allowed_origins=(ORIGIN,))
+def test_verify_refuses_card_when_intermediate_missing(pki, card, clock, http, challenge):
+    settings = EidSettings(trust_anchors=(pki.root.cert,), allowed_origins=(ORIGIN,))
+    verifier = EidVerifier(settings, http=http, clock=clock)
     assert verify_code(verifier, card.token(ORIGIN, challenge), challenge) == "untrusted_certificate"
 
 

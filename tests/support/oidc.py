@@ -1,0 +1,143 @@
+"""Helpers for the OpenID Connect conformance tests: full flows, token checks, injected sessions.
+
+The flows go through the real endpoints (authorization, hosted login page,
+token); :func:`inject_sso` is the one shortcut: it writes an SSO session row
+and a browser session directly, so tests can choose the level, the methods
+and the ``auth_time`` of a login without a login method that reaches them
+and without waiting for time to pass.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+from urllib.parse import urlsplit
+
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from tests.conftest import PORTAL_SECRET, authorize_params, exchange, get_code
+
+APP_REDIRECT = "be.example.app:/callback"
+PARTNER_REDIRECT = "https://partner.example.net/cb"
+PORTAL_REDIRECT = "https://portal.example.com/callback"
+BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+
+
+def basic(client_id: str = "portal", secret: str = PORTAL_SECRET) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
+
+
+def jwks_of(client) -> KeySet:
+    resp = client.get("/jwks.json")
+    assert resp.status_code == 200
+    return KeySet.import_key_set(resp.get_json(force=True))
+
+
+def decode(client, token: str, typ: str | None = None) -> tuple[dict, dict]:
+    """Verify a token of the provider against its published JWKS; (header, claims)."""
+    result = jwt.decode(token, jwks_of(client), algorithms=["RS256", "PS256", "ES256"])
+    if typ is not None:
+        assert result.header.get("typ") == typ, result.header
+    return dict(result.header), dict(result.claims)
+
+
+def unverified(token: str) -> tuple[dict, dict]:
+    def part(i: int) -> dict:
+        raw = token.split(".")[i]
+        return json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+
+    return part(0), part(1)
+
+
+def portal_tokens(client, **extra) -> dict:
+    """Log in (if needed) and run the portal's code flow; the token response body."""
+    params, verifier = authorize_params(**extra)
+    result = get_code(client, params)
+    assert "code" in result, result
+    resp = exchange(client, result["code"], verifier)
+    assert resp.status_code == 200, resp.get_json()
+    body = resp.get_json()
+    body["_params"] = params
+    return body
+
+
+def app_tokens(client, **extra) -> dict:
+    """The public native app's code flow (no client authentication)."""
+    params, verifier = authorize_params(client_id="app", redirect_uri=APP_REDIRECT, **extra)
+    result = get_code(client, params)
+    assert "code" in result, result
+    resp = exchange(client, result["code"], verifier, client_id="app", redirect_uri=APP_REDIRECT, auth=None)
+    assert resp.status_code == 200, resp.get_json()
+    body = resp.get_json()
+    body["_params"] = params
+    return body
+
+
+def code_for(client, client_id: str = "portal", redirect_uri: str = PORTAL_REDIRECT, **extra):
+    """A fresh code (logging in if needed): (code, verifier, params)."""
+    params, verifier = authorize_params(client_id=client_id, redirect_uri=redirect_uri, **extra)
+    result = get_code(client, params)
+    assert "code" in result, result
+    return result["code"], verifier, params
+
+
+def refresh(client, refresh_token: str, client_id: str = "app", auth: dict | None = None):
+    data = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    if auth is None:
+        data["client_id"] = client_id
+    return client.post("/token", data=data, headers=auth or {})
+
+
+def userinfo(client, access_token: str, method: str = "GET"):
+    headers = {"Authorization": "Bearer " + access_token}
+    if method == "POST":
+        return client.post("/userinfo", headers=headers)
+    return client.get("/userinfo", headers=headers)
+
+
+def inject_sso(app, client, sub: str, level: str = "low", methods=("password",), amr=("pwd",),
+               auth_time: int | None = None) -> str:
+    """Give the test client's browser a live SSO session for ``sub``; returns the sid."""
+    from idp.sessions import COOKIE_DEV
+    from idp.storage import Account, SsoSession, db
+
+    now = int(time.time())
+    sid = secrets.token_urlsafe(24)
+    with app.app_context():
+        account = db.session.query(Account).filter_by(sub=sub).one()
+        db.session.add(SsoSession(
+            id=sid, account_id=account.id, auth_time=auth_time or now, level=level, methods=list(methods),
+            amr=list(amr), created_at=now, last_seen_at=now, expires_at=now + 3600,
+        ))
+        db.session.commit()
+    browser = secrets.token_urlsafe(32)
+    app.extensions["idp.kv"].set(f"session:{browser}", json.dumps({"sid": sid, "_t": now}).encode(), 3600)
+    client.set_cookie(COOKIE_DEV, browser, domain="localhost")
+    return sid
+
+
+def set_auth_time(app, sid: str, auth_time: int) -> None:
+    """Move a login into the past (max_age tests): the clock is the database row's."""
+    from idp.storage import SsoSession, db
+
+    with app.app_context():
+        row = db.session.get(SsoSession, sid)
+        row.auth_time = auth_time
+        db.session.commit()
+
+
+def current_sid(app, client) -> str | None:
+    from idp.sessions import COOKIE_DEV
+
+    cookie = client.get_cookie(COOKIE_DEV, domain="localhost")
+    if cookie is None:
+        return None
+    raw = app.extensions["idp.kv"].get(f"session:{cookie.value}")
+    return json.loads(raw).get("sid") if raw else None
+
+
+def path_of(location: str) -> str:
+    return urlsplit(location).path

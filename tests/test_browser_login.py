@@ -1,0 +1,33 @@
+"""End to end in Chromium: the demo relying party logs in through the hosted pages."""
+
+import json
+
+import pytest
+
+from tests.conftest import PASSWORD
+from tests.support.browser import chromium, page  # noqa: F401
+
+pytestmark = pytest.mark.browser
+
+
+def test_demo_relying_party_logs_in_with_password_in_a_real_browser(live_server, page):  # noqa: F811
+    server = live_server()
+    with server.app.app_context():
+        from idp.accounts import create_local_account
+
+        create_local_account("alice", password=PASSWORD, email="alice@example.com", phone="+32470123456",
+                             given_name="Alice", family_name="Martin")
+    page.goto(server.url + "/demo/")
+    page.click("#demo-login")
+    page.wait_for_url("**/login/**")
+    page.click("a[href$='/password']")
+    page.fill("#username", "alice")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit].primary")
+    page.wait_for_url("**/demo/")
+    claims = json.loads(page.text_content("#id-token-claims"))
+    assert claims["iss"] == server.url
+    assert claims["aud"] == "demo"
+    userinfo = json.loads(page.text_content("#userinfo"))
+    assert userinfo["email"] == "alice@example.com"
+    assert not [e for e in page.csp_errors if "Content Security Policy" in e]
