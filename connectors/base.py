@@ -15,9 +15,10 @@ from __future__ import annotations
 import builtins
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 # Assurance levels, lowest first. Connectors map their upstream's strength to
 # one of these names; the provider maps names to the ``acr`` values it issues.
@@ -187,7 +188,7 @@ class ConfigTable:
                     return [] if default is _MISSING else default
         return value
 
-    def table(self, name: str, required: bool = False) -> "ConfigTable":
+    def table(self, name: str, required: bool = False) -> ConfigTable:
         self._seen.add(name)
         value = self.data.get(name, {})
         if name not in self.data and required:
@@ -197,7 +198,7 @@ class ConfigTable:
             value = {}
         return ConfigTable(value, self.file, self.key(name), self.errors, self.base_dir, self.environ)
 
-    def tables(self, name: str) -> "list[ConfigTable]":
+    def tables(self, name: str) -> list[ConfigTable]:
         """An array of tables (``[[name]]``)."""
         self._seen.add(name)
         value = self.data.get(name, [])

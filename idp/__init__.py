@@ -15,7 +15,9 @@ from flask import Flask
 log = logging.getLogger(__name__)
 
 
-def create_app(config_path: str | None = None, overrides: dict[str, Any] | None = None, instance_dir: str | None = None) -> Flask:
+def create_app(
+    config_path: str | None = None, overrides: dict[str, Any] | None = None, instance_dir: str | None = None
+) -> Flask:
     """Build the provider from its configuration file (``IDP_CONFIG`` when not given).
 
     ``overrides`` replaces top-level tables of the file (tests use it).
@@ -26,8 +28,10 @@ def create_app(config_path: str | None = None, overrides: dict[str, Any] | None 
         authorize,
         demo,
         discovery,
+        eid_login,
         errors,
         i18n,
+        itsme_login,
         keys,
         kv,
         login,
@@ -73,7 +77,9 @@ def create_app(config_path: str | None = None, overrides: dict[str, Any] | None 
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(
-            app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies,
+            app.wsgi_app,
+            x_for=settings.trusted_proxies,
+            x_proto=settings.trusted_proxies,
             x_host=settings.trusted_proxies,
         )
 
@@ -85,7 +91,7 @@ def create_app(config_path: str | None = None, overrides: dict[str, Any] | None 
     errors.init_app(app)
     oauth.init_app(app)
     audit.init_app(app)
-    for module in (discovery, authorize, login, token, userinfo, logout, account, demo):
+    for module in (discovery, authorize, login, eid_login, itsme_login, token, userinfo, logout, account, demo):
         module.init_app(app)
     security.exempt_protocol_endpoints(app)
     from . import cli
@@ -98,7 +104,9 @@ def create_app(config_path: str | None = None, overrides: dict[str, Any] | None 
         with app.app_context():
             app.extensions["idp.keys"].ensure_key()
         log.warning(
-            "DEVELOPMENT MODE (%s): development backends and generated secrets in %s; never use in production",
-            settings.source, settings.instance_dir,
+            "DEVELOPMENT MODE (%s): development backends and generated secrets in %s; "
+            "never use in production",
+            settings.source,
+            settings.instance_dir,
         )
     return app

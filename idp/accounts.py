@@ -48,7 +48,9 @@ def create_local_account(
     settings = current_app.extensions["idp.settings"]
     if password is None or password == "":
         raise AccountError("a password is required (--password-stdin)")
-    problems = passwords.problems(password, username=username, email=email or "", service_name=settings.service_name)
+    problems = passwords.problems(
+        password, username=username, email=email or "", service_name=settings.service_name
+    )
     if problems:
         raise AccountError("password refused: " + ", ".join(problems))
     if email:
@@ -88,6 +90,7 @@ def disable_account(account: Account) -> None:
 
     account.status = "disabled"
     db.session.commit()
-    for row in db.session.scalars(select(SsoSession).where(SsoSession.account_id == account.id,
-                                                           SsoSession.ended_at.is_(None))):
+    for row in db.session.scalars(
+        select(SsoSession).where(SsoSession.account_id == account.id, SsoSession.ended_at.is_(None))
+    ):
         end_sso(row, reason="account_disabled")

@@ -34,7 +34,12 @@ def record(
     ip = request.remote_addr if has_request_context() else None
     db.session.add(
         AuditEvent(
-            event=event, outcome=outcome, account_id=account_id, client_id=client_id, method=method, ip=ip,
+            event=event,
+            outcome=outcome,
+            account_id=account_id,
+            client_id=client_id,
+            method=method,
+            ip=ip,
             detail=detail or None,
         )
     )
@@ -42,7 +47,12 @@ def record(
         db.session.commit()
     log.info(
         "event=%s outcome=%s account=%s client=%s method=%s ip=%s %s",
-        event, outcome, account_id, client_id, method, ip,
+        event,
+        outcome,
+        account_id,
+        client_id,
+        method,
+        ip,
         " ".join(f"{k}={v}" for k, v in detail.items()),
     )
 

@@ -203,6 +203,8 @@ def process(params: dict[str, str], tx: dict | None):
         from .i18n import pick_from_ui_locales
 
         g.ui_locale = pick_from_ui_locales(params["ui_locales"], settings.languages)
+        if tx is not None:
+            tx["ui_locale"] = g.ui_locale
 
     # 3. the SSO session
     sso = current_sso()
@@ -333,6 +335,7 @@ def new_transaction(params: dict[str, str], client, required_level: str) -> dict
         "required_level": required_level,
         "methods": methods,
         "login_hint": params.get("login_hint"),
+        "ui_locale": g.get("ui_locale"),
     }
 
 
@@ -377,5 +380,15 @@ def consent(tx_id: str):
     return render_template("authorize/consent.html", client=client, scopes=tx["scope"].split(), form=form, tx_id=tx_id)
 
 
+def _language_of_transaction() -> None:
+    """Pages of a login transaction (login, consent) speak the request's ``ui_locales``."""
+    tx_id = (request.view_args or {}).get("tx_id")
+    if tx_id and "ui_locale" not in g:
+        tx = get_transaction(tx_id)
+        if tx is not None and tx.get("ui_locale"):
+            g.ui_locale = tx["ui_locale"]
+
+
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    app.before_request(_language_of_transaction)

@@ -31,7 +31,7 @@ def with_demo_client(settings: Settings) -> Settings:
         client_id=CLIENT_ID,
         name="Demo relying party",
         type="confidential",
-        token_endpoint_auth_method="client_secret_basic",
+        token_endpoint_auth_method="client_secret_basic",  # noqa: S106 - a method name, not a secret
         client_secret=_dev_secret(settings.instance_dir, "demo_client_secret"),
         jwks=None,
         redirect_uris=(settings.issuer + "/demo/callback",),
@@ -71,12 +71,19 @@ def login():
     session["demo"] = {"verifier": verifier, "state": state, "nonce": nonce}
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     params = {
-        "response_type": "code", "client_id": CLIENT_ID, "redirect_uri": _client().redirect_uris[0],
-        "scope": "openid profile email phone", "state": state, "nonce": nonce,
-        "code_challenge": challenge, "code_challenge_method": "S256",
+        "response_type": "code",
+        "client_id": CLIENT_ID,
+        "redirect_uri": _client().redirect_uris[0],
+        "scope": "openid profile email phone",
+        "state": state,
+        "nonce": nonce,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
     }
     if request.form.get("acr"):
-        params["acr_values"] = settings.acr_for(request.form["acr"]) if request.form["acr"] in settings.acr_values else ""
+        params["acr_values"] = (
+            settings.acr_for(request.form["acr"]) if request.form["acr"] in settings.acr_values else ""
+        )
     return redirect(settings.issuer + "/authorize?" + requests.compat.urlencode(params), 303)
 
 
@@ -87,14 +94,22 @@ def callback():
     if pending is None or request.args.get("state") != pending["state"]:
         abort(400, "state mismatch")
     if "error" in request.args:
-        session["demo_result"] = {"error": request.args.get("error"), "description": request.args.get("error_description")}
+        session["demo_result"] = {
+            "error": request.args.get("error"),
+            "description": request.args.get("error_description"),
+        }
         return redirect(url_for("demo.index"), 303)
     client = _client()
     resp = requests.post(
         settings.issuer + "/token",
-        data={"grant_type": "authorization_code", "code": request.args.get("code", ""),
-              "redirect_uri": client.redirect_uris[0], "code_verifier": pending["verifier"]},
-        auth=(CLIENT_ID, client.client_secret), timeout=10,
+        data={
+            "grant_type": "authorization_code",
+            "code": request.args.get("code", ""),
+            "redirect_uri": client.redirect_uris[0],
+            "code_verifier": pending["verifier"],
+        },
+        auth=(CLIENT_ID, client.client_secret),
+        timeout=10,
     )
     token = resp.json()
     if resp.status_code != 200:
@@ -103,8 +118,11 @@ def callback():
     claims = current_app.extensions["idp.keys"].verify(token["id_token"], typ="JWT")
     if claims.get("nonce") != pending["nonce"] or claims.get("aud") != CLIENT_ID:
         abort(400, "ID token does not match this login")
-    userinfo = requests.get(settings.issuer + "/userinfo",
-                            headers={"Authorization": "Bearer " + token["access_token"]}, timeout=10).json()
+    userinfo = requests.get(
+        settings.issuer + "/userinfo",
+        headers={"Authorization": "Bearer " + token["access_token"]},
+        timeout=10,
+    ).json()
     session["demo_result"] = {"id_token": claims, "userinfo": userinfo, "id_token_raw": token["id_token"]}
     return redirect(url_for("demo.index"), 303)
 

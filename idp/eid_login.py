@@ -48,6 +48,7 @@ from connectors.eid import (
 
 from . import audit
 from .errors import error_page
+from .federation import FederationError, resolve_identity
 from .login import complete_login, expired_page, load_tx, method_choices
 
 log = logging.getLogger(__name__)
@@ -75,12 +76,16 @@ def server_messages() -> dict[str, str]:
     """The sentence shown for each code the provider answers, in the page's language."""
     retry = _("Please try again.")
     return {
-        MALFORMED: _("The eID bridge sent an answer the server does not understand. Please update the bridge."),
+        MALFORMED: _(
+            "The eID bridge sent an answer the server does not understand. Please update the bridge."
+        ),
         "challenge_mismatch": _("This login attempt is no longer valid.") + " " + retry,
         CHALLENGE_EXPIRED: _("The login took too long and has expired.") + " " + retry,
         CHALLENGE_REPLAYED: _("This card signature was already used.") + " " + retry,
         CHALLENGE_OTHER_SESSION: _("This card signature was made for another browser window and is refused."),
-        "origin_not_allowed": _("The eID login is not set up for this web site. Please contact customer service."),
+        "origin_not_allowed": _(
+            "The eID login is not set up for this web site. Please contact customer service."
+        ),
         "wrong_certificate": _(
             "The card did not use its authentication certificate. Please update the eID bridge."
         ),
@@ -95,10 +100,13 @@ def server_messages() -> dict[str, str]:
         "identity_file_invalid": _("The identity data on the card could not be verified."),
         "national_number_mismatch": _("The identity data on the card does not match its certificate."),
         "no_account": _(
-            "No account is linked to this eID card. Log in another way or register first, then link your card."
+            "No account is linked to this eID card. Please log in another way "
+            "or contact customer service."
         ),
         "account_disabled": _("This account is disabled. Please contact customer service."),
-        LOGIN_EXPIRED: _("This sign-in took too long or was already used. Please start again from the application."),
+        LOGIN_EXPIRED: _(
+            "This sign-in took too long or was already used. Please start again from the application."
+        ),
         METHOD_UNAVAILABLE: _("The eID login is not available for this application."),
         SESSION_INVALID: _("Your session expired. Please reload the page and try again."),
         TOO_MANY_ATTEMPTS: _("Too many attempts. Please wait a few minutes and try again."),
@@ -110,7 +118,9 @@ def page_messages() -> dict[str, str]:
     """What the page script says: progress, the bridge's errors and the provider's (by code)."""
     return {
         "checking": _("Looking for the eID bridge on this computer…"),
-        "ready": _("Your card is ready. Click “Log in with eID”, then enter your PIN in the eID bridge window."),
+        "ready": _(
+            "Your card is ready. Click “Log in with eID”, then enter your PIN in the eID bridge window."
+        ),
         "waiting_pin": _(
             "Enter your PIN in the eID bridge window or on your reader's keypad. Never type it in this page."
         ),
@@ -296,8 +306,6 @@ def challenge(tx_id: str):
 
 @bp.route("/<tx_id>/eid/verify", methods=["POST"])
 def verify(tx_id: str):
-    from .federation import FederationError, resolve_identity
-
     tx = None
     token = request.get_json(silent=True)
     try:
@@ -310,7 +318,9 @@ def verify(tx_id: str):
     settings = current_app.extensions["idp.settings"]
     verifier: EidVerifier = current_app.extensions["idp.eid"]
     try:
-        identity = verifier.verify(token, expected_challenge=expected, origin=provider_origin(settings.issuer))
+        identity = verifier.verify(
+            token, expected_challenge=expected, origin=provider_origin(settings.issuer)
+        )
     except ConnectorError as exc:
         return refuse(exc.code, 400, tx)
     except Exception:  # a token we failed to foresee must not become a 500 or a login

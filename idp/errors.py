@@ -51,5 +51,7 @@ def init_app(app: Flask) -> None:
 
         db.session.rollback()
         if wants_json():
-            return jsonify(error="server_error", error_description="The server could not handle the request."), 500
+            return jsonify(
+                error="server_error", error_description="The server could not handle the request."
+            ), 500
         return error_page(_("Something went wrong"), _("Please try again in a moment."), 500)

@@ -35,7 +35,9 @@ def send_email(to: str, template: str, lang: str | None = None, **context) -> bo
         html = render_template(f"email/{template}.html", **context)
     subject, _, body = text.partition("\n")
     try:
-        current_app.extensions["idp.mail"].send(EmailMessage(to=to, subject=subject.strip(), text=body.lstrip(), html=html))
+        current_app.extensions["idp.mail"].send(
+            EmailMessage(to=to, subject=subject.strip(), text=body.lstrip(), html=html)
+        )
     except MailDeliveryError as exc:
         log.warning("e-mail %s not delivered: %s", template, exc.code)
         return False

@@ -25,8 +25,14 @@ def allow_form_action(url: str) -> None:
 csrf = CSRFProtect()
 
 # Endpoints that relying parties call directly (no browser form of ours behind them).
-CSRF_EXEMPT = ("token.token", "token.revoke", "token.introspect", "userinfo.userinfo", "authorize.authorize",
-               "logout.logout")
+CSRF_EXEMPT = (
+    "token.token",
+    "token.revoke",
+    "token.introspect",
+    "userinfo.userinfo",
+    "authorize.authorize",
+    "logout.logout",
+)
 
 
 def exempt_protocol_endpoints(app: Flask) -> None:

@@ -125,7 +125,9 @@ class Settings:
 # ---------------------------------------------------------------------------
 
 
-def _check_url(t: ConfigTable, key: str, value: str | None, production: bool, allow_custom_scheme=False) -> None:
+def _check_url(
+    t: ConfigTable, key: str, value: str | None, production: bool, allow_custom_scheme=False
+) -> None:
     if not value:
         return
     parts = urlsplit(value)
@@ -139,7 +141,11 @@ def _check_url(t: ConfigTable, key: str, value: str | None, production: bool, al
         return
     if allow_custom_scheme and parts.scheme not in ("http", "https", "") and "." in parts.scheme:
         return  # private-use scheme of a native app (RFC 8252 section 7.1): reverse domain name
-    t.error(key, f"{value!r} must be an https URL" + (" or a reverse-domain private-use scheme" if allow_custom_scheme else ""))
+    t.error(
+        key,
+        f"{value!r} must be an https URL"
+        + (" or a reverse-domain private-use scheme" if allow_custom_scheme else ""),
+    )
 
 
 def _messages(t: ConfigTable, name: str) -> dict[str, str]:
@@ -174,7 +180,9 @@ def _read_methods(t: ConfigTable, configured: set[str]) -> dict[str, MethodSetti
     return out
 
 
-def _read_client(t: ConfigTable, production: bool, methods: dict[str, MethodSettings]) -> ClientSettings | None:
+def _read_client(
+    t: ConfigTable, production: bool, methods: dict[str, MethodSettings]
+) -> ClientSettings | None:
     client_id = t.str("client_id")
     kind = t.str("type", choices=("confidential", "public"))
     default_auth = "none" if kind == "public" else "client_secret_basic"
@@ -214,7 +222,9 @@ def _read_client(t: ConfigTable, production: bool, methods: dict[str, MethodSett
         t.error("redirect_uris", "needs at least one URI")
     post_logout = t.list("post_logout_redirect_uris", [])
     for i, uri in enumerate(post_logout or []):
-        _check_url(t, f"post_logout_redirect_uris[{i}]", uri, production, allow_custom_scheme=kind == "public")
+        _check_url(
+            t, f"post_logout_redirect_uris[{i}]", uri, production, allow_custom_scheme=kind == "public"
+        )
     bcl = t.str("backchannel_logout_uri", None)
     _check_url(t, "backchannel_logout_uri", bcl, production)
     scopes = t.list("scopes", list(SCOPES))
@@ -329,7 +339,9 @@ def load_settings(
     languages = provider.list("languages", list(DEFAULT_LANGUAGES))
     for lang in languages or []:
         if lang not in DEFAULT_LANGUAGES:
-            provider.error("languages", f"unsupported language {lang!r}; supported: {', '.join(DEFAULT_LANGUAGES)}")
+            provider.error(
+                "languages", f"unsupported language {lang!r}; supported: {', '.join(DEFAULT_LANGUAGES)}"
+            )
     default_language = provider.str("default_language", "fr", choices=DEFAULT_LANGUAGES)
     service_name = provider.str("service_name", "MyOnlineServices")
     trusted_proxies = provider.int("trusted_proxies", 0, min=0, max=5)
@@ -339,12 +351,13 @@ def load_settings(
     storage = root.table("storage")
     default_db = f"sqlite:///{inst / 'idp.sqlite3'}"
     database_url = (
-        storage.secret("database_url") if str(storage.data.get("database_url", "")).startswith(("env:", "file:"))
+        storage.secret("database_url")
+        if str(storage.data.get("database_url", "")).startswith(("env:", "file:"))
         else storage.str("database_url", default_db)
     )
     if database_url and database_url.startswith("sqlite:///") and not database_url.startswith("sqlite:////"):
         # A relative SQLite path is taken from the configuration file's folder.
-        database_url = "sqlite:///" + str((storage.base_dir / database_url[len("sqlite:///"):]).resolve())
+        database_url = "sqlite:///" + str((storage.base_dir / database_url[len("sqlite:///") :]).resolve())
     if database_url and database_url.split(":", 1)[0].split("+")[0] not in ("sqlite", "postgresql"):
         storage.error("database_url", "must be a sqlite:/// or postgresql:// URL")
     kv_url = storage.str("kv_url", "memory://")
@@ -404,7 +417,9 @@ def load_settings(
     client_tables = root.tables("clients")
     if clients_file is not None:
         cdata = _read_toml(clients_file, errors)
-        croot = ConfigTable(cdata, str(clients_file), errors=errors, base_dir=clients_file.parent, environ=env)
+        croot = ConfigTable(
+            cdata, str(clients_file), errors=errors, base_dir=clients_file.parent, environ=env
+        )
         client_tables += croot.tables("clients")
         croot.finish()
     for ct in client_tables:
@@ -467,13 +482,17 @@ def _read_services(root: ConfigTable, inst: Path, production: bool):
     if not production:
         # Embedded development defaults: every message lands in the outbox file.
         root.data.setdefault("sms", {"backend": "outbox", "outbox": outbox})
-        root.data.setdefault("mail", {"backend": "outbox", "outbox": outbox, "sender": "no-reply@example.org"})
+        root.data.setdefault(
+            "mail", {"backend": "outbox", "outbox": outbox, "sender": "no-reply@example.org"}
+        )
     passwords = PasswordSettings.from_table(root.table("passwords"))
     sms = SmsSettings.from_table(root.table("sms", required=True))
     mail = MailSettings.from_table(root.table("mail", required=True))
     for name, value in (("sms", sms), ("mail", mail)):
         if production and value.backend in ("console", "outbox"):
-            root.error(f"{name}.backend", f"{value.backend!r} is a development backend, refused in production")
+            root.error(
+                f"{name}.backend", f"{value.backend!r} is a development backend, refused in production"
+            )
     connectors = {}
     ctable = root.table("connectors")
     for name in list(ctable.data):
@@ -487,7 +506,9 @@ def _read_services(root: ConfigTable, inst: Path, production: bool):
 
             connectors[name] = EidSettings.from_table(t)
         else:
-            ctable.error(name, f"unknown connector; known: {', '.join(m for m in LOGIN_METHODS if m != 'password')}")
+            ctable.error(
+                name, f"unknown connector; known: {', '.join(m for m in LOGIN_METHODS if m != 'password')}"
+            )
     ctable.finish()
     return passwords, sms, mail, connectors
 

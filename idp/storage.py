@@ -131,7 +131,9 @@ class SessionClient(db.Model):
     """A relying party that took part in an SSO session (logout reaches it)."""
 
     __tablename__ = "session_clients"
-    session_id: Mapped[str] = mapped_column(ForeignKey("sso_sessions.id", ondelete="CASCADE"), primary_key=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("sso_sessions.id", ondelete="CASCADE"), primary_key=True
+    )
     client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     created_at: Mapped[int] = mapped_column(BigInteger, default=utcnow)
 

@@ -48,7 +48,11 @@ def base_config(issuer: str, database_url: str, instance: Path) -> dict:
         "storage": {"database_url": database_url, "kv_url": "memory://"},
         "keys": {"passphrase": "env:IDP_TEST_KEYS_PASSPHRASE"},
         "sms": {"backend": "outbox", "outbox": str(instance / "outbox.jsonl")},
-        "mail": {"backend": "outbox", "outbox": str(instance / "outbox.jsonl"), "sender": "no-reply@example.org"},
+        "mail": {
+            "backend": "outbox",
+            "outbox": str(instance / "outbox.jsonl"),
+            "sender": "no-reply@example.org",
+        },
         "passwords": {"argon2": {"time_cost": 2, "memory_cost": 19456, "parallelism": 1}},
         "clients": [
             {
@@ -64,8 +68,11 @@ def base_config(issuer: str, database_url: str, instance: Path) -> dict:
                 "client_id": "app",
                 "name": "Mobile app",
                 "type": "public",
-                "redirect_uris": ["be.example.app:/callback", "https://app.example.com/callback",
-                                  "http://127.0.0.1/callback"],
+                "redirect_uris": [
+                    "be.example.app:/callback",
+                    "https://app.example.com/callback",
+                    "http://127.0.0.1/callback",
+                ],
                 "post_logout_redirect_uris": ["be.example.app:/logged-out"],
                 "first_party": True,
             },
@@ -113,7 +120,9 @@ def postgres_url(worker_id):
     if not base:
         return None
     name = f"idp_test_{worker_id}".replace("-", "_")
-    engine = sa.create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
+    engine = sa.create_engine(
+        base.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+    )
     with engine.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
@@ -130,11 +139,19 @@ def worker_id(request):
 def _truncate_postgres(url: str) -> None:
     engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     with engine.begin() as conn:
-        tables = [r[0] for r in conn.execute(sa.text(
-            "SELECT tablename FROM pg_tables WHERE schemaname='public' AND tablename NOT IN "
-            "('alembic_version', 'signing_keys')"))]
+        tables = [
+            r[0]
+            for r in conn.execute(
+                sa.text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname='public' AND tablename NOT IN "
+                    "('alembic_version', 'signing_keys')"
+                )
+            )
+        ]
         if tables:
-            conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+            conn.execute(
+                sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+            )
     engine.dispose()
 
 
@@ -284,7 +301,8 @@ def csrf_from(html: str) -> str:
     import re
 
     m = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
-        r'value="([^"]+)"[^>]*name="csrf_token"', html)
+        r'value="([^"]+)"[^>]*name="csrf_token"', html
+    )
     assert m, "no CSRF token on the page"
     return m.group(1)
 
@@ -295,7 +313,9 @@ def login_with_password(client, location: str, username="alice", password=PASSWO
     page = client.get(tx_path + "/password")
     assert page.status_code == 200, page.data
     token = csrf_from(page.get_data(as_text=True))
-    return client.post(tx_path + "/password", data={"csrf_token": token, "username": username, "password": password})
+    return client.post(
+        tx_path + "/password", data={"csrf_token": token, "username": username, "password": password}
+    )
 
 
 def get_code(client, params, username="alice", password=PASSWORD):
@@ -309,9 +329,20 @@ def get_code(client, params, username="alice", password=PASSWORD):
     return query_of(resp.location)
 
 
-def exchange(client, code, verifier, client_id="portal", redirect_uri="https://portal.example.com/callback",
-             auth=("portal", PORTAL_SECRET)):
-    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri, "code_verifier": verifier}
+def exchange(
+    client,
+    code,
+    verifier,
+    client_id="portal",
+    redirect_uri="https://portal.example.com/callback",
+    auth=("portal", PORTAL_SECRET),
+):
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri,
+        "code_verifier": verifier,
+    }
     headers = {}
     if auth:
         headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()

@@ -15,8 +15,14 @@ def test_demo_relying_party_logs_in_with_password_in_a_real_browser(live_server,
     with server.app.app_context():
         from idp.accounts import create_local_account
 
-        create_local_account("alice", password=PASSWORD, email="alice@example.com", phone="+32470123456",
-                             given_name="Alice", family_name="Martin")
+        create_local_account(
+            "alice",
+            password=PASSWORD,
+            email="alice@example.com",
+            phone="+32470123456",
+            given_name="Alice",
+            family_name="Martin",
+        )
     page.goto(server.url + "/demo/")
     page.click("#demo-login")
     page.wait_for_url("**/login/**")
