@@ -1,11 +1,12 @@
 """The yardstick of the benchmark: a bare Flask app that signs one RS256 JWT per request.
 
 Run under the same gunicorn settings as the provider
-(``gunicorn 'bare_app:create_app()'`` from this folder); the key is a PEM file named by ``BENCH_KEY_FILE``, loaded
-once per worker, as the provider's key ring does. ``POST /token`` answers with
-a JSON body shaped like a token response holding one RS256-signed JWT whose
-claims resemble an access token's, so the only work per request is Flask's
-request handling, one signature and a small JSON response.
+(``gunicorn 'bare_app:create_app()'`` from this folder). The key is a PEM
+file named by ``BENCH_KEY_FILE``, loaded once per worker, as the provider's
+key ring does. ``POST /token`` answers with a JSON body shaped like a token
+response holding one RS256-signed JWT whose claims resemble an access
+token's, so the only work per request is Flask's request handling, one
+signature and a small JSON response.
 """
 
 from __future__ import annotations
@@ -45,4 +46,3 @@ def create_app(key_file: str | None = None) -> Flask:
         return response
 
     return app
-

@@ -40,7 +40,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import itertools
-import json
 import os
 import platform
 import secrets
@@ -66,7 +65,11 @@ PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 KV_URL = "redis://127.0.0.1:6379/14"
 SCOPE = "openid profile email"
 # What a TLS-terminating reverse proxy in front of the provider adds.
-PROXY_HEADERS = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "idp.bench.example", "X-Forwarded-For": "192.0.2.7"}
+PROXY_HEADERS = {
+    "X-Forwarded-Proto": "https",
+    "X-Forwarded-Host": "idp.bench.example",
+    "X-Forwarded-For": "192.0.2.7",
+}
 WORKERS = 2
 TARGET_RATIO = 0.5
 
@@ -181,7 +184,9 @@ def write_bare_key(path: Path) -> None:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # the provider's RS256 key size
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     path.write_bytes(pem)
 
 
@@ -225,32 +230,66 @@ def prepare_provider(app, count: int) -> list[PendingCode]:
         app.extensions["idp.keys"].ensure_key()
         now = int(time.time())
         account = Account(
-            sub=secrets.token_hex(16), username="bench.user", username_norm="bench.user",
-            email="bench.user@bench.example", email_verified=True, phone="+32470000000", phone_verified=True,
-            given_name="Bench", family_name="User", locale="fr", status="active",
+            sub=secrets.token_hex(16),
+            username="bench.user",
+            username_norm="bench.user",
+            email="bench.user@bench.example",
+            email_verified=True,
+            phone="+32470000000",
+            phone_verified=True,
+            given_name="Bench",
+            family_name="User",
+            locale="fr",
+            status="active",
         )
         db.session.add(account)
         db.session.flush()
         sso = SsoSession(
-            id=secrets.token_urlsafe(24), account_id=account.id, auth_time=now, level="substantial",
-            methods=["password", "sms"], amr=["pwd", "sms", "mfa"], expires_at=now + 12 * 3600,
+            id=secrets.token_urlsafe(24),
+            account_id=account.id,
+            auth_time=now,
+            level="substantial",
+            methods=["password", "sms"],
+            amr=["pwd", "sms", "mfa"],
+            expires_at=now + 12 * 3600,
         )
         db.session.add(sso)
         db.session.flush()
         pending, grants, codes = [], [], []
         for _ in range(count):
-            code, verifier, nonce = secrets.token_urlsafe(36), secrets.token_urlsafe(48), secrets.token_urlsafe(16)
+            code, verifier, nonce = (
+                secrets.token_urlsafe(36),
+                secrets.token_urlsafe(48),
+                secrets.token_urlsafe(16),
+            )
             grant_id = secrets.token_urlsafe(18)
-            grants.append(dict(
-                id=grant_id, account_id=account.id, client_id="portal", session_id=sso.id, scope=SCOPE,
-                claims=None, auth_time=now, acr=settings.acr_for("substantial"), amr=["pwd", "sms", "mfa"],
-                created_at=now,
-            ))
-            codes.append(dict(
-                code_hash=digest(code), grant_id=grant_id, client_id="portal", redirect_uri=REDIRECT_URI,
-                nonce=nonce, code_challenge=s256(verifier), code_challenge_method="S256",
-                expires_at=now + settings.code_ttl, used_at=None,
-            ))
+            grants.append(
+                dict(
+                    id=grant_id,
+                    account_id=account.id,
+                    client_id="portal",
+                    session_id=sso.id,
+                    scope=SCOPE,
+                    claims=None,
+                    auth_time=now,
+                    acr=settings.acr_for("substantial"),
+                    amr=["pwd", "sms", "mfa"],
+                    created_at=now,
+                )
+            )
+            codes.append(
+                dict(
+                    code_hash=digest(code),
+                    grant_id=grant_id,
+                    client_id="portal",
+                    redirect_uri=REDIRECT_URI,
+                    nonce=nonce,
+                    code_challenge=s256(verifier),
+                    code_challenge_method="S256",
+                    expires_at=now + settings.code_ttl,
+                    used_at=None,
+                )
+            )
             pending.append(PendingCode(code, verifier, nonce))
         for start in range(0, count, 2000):
             db.session.execute(insert(Grant), grants[start : start + 2000])
@@ -275,12 +314,27 @@ def start_gunicorn(benv: Environment, name: str, spec: str, chdir: Path, probe: 
     port = free_port()
     log_path = benv.tmp / f"{name}.log"
     cmd = [
-        sys.executable, "-m", "gunicorn", "--workers", str(WORKERS), "--worker-class", "sync",
-        "--bind", f"127.0.0.1:{port}", "--chdir", str(chdir), "--log-level", "warning", "--timeout", "60",
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--workers",
+        str(WORKERS),
+        "--worker-class",
+        "sync",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--chdir",
+        str(chdir),
+        "--log-level",
+        "warning",
+        "--timeout",
+        "60",
         spec,
     ]
     with log_path.open("ab") as log:
-        proc = subprocess.Popen(cmd, env=benv.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, env=benv.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     benv.servers.append(proc)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -363,7 +417,11 @@ class Result:
 
 
 def run_load(
-    name: str, call: Callable[[requests.Session], None], concurrency: int, warmup: float, seconds: float,
+    name: str,
+    call: Callable[[requests.Session], None],
+    concurrency: int,
+    warmup: float,
+    seconds: float,
     master_pid: int,
 ) -> Result:
     """Warm up, then time ``seconds`` of ``call`` from ``concurrency`` threads.
@@ -433,9 +491,30 @@ def run_load(
     last = max((r[1] for r in measured), default=bounds["measure"])
     elapsed = max(1e-9, min(last, bounds["end"] + 60) - bounds["measure"])
     return Result(
-        name=name, ok=len(ok), errors=len(measured) - len(ok), elapsed=elapsed,
-        latencies=[r[1] - r[0] for r in ok], worker_cpu=worker_cpu, client_cpu=client_cpu,
-        exhausted=exhausted.is_set(), first_error=errors[0] if errors else None,
+        name=name,
+        ok=len(ok),
+        errors=len(measured) - len(ok),
+        elapsed=elapsed,
+        latencies=[r[1] - r[0] for r in ok],
+        worker_cpu=worker_cpu,
+        client_cpu=client_cpu,
+        exhausted=exhausted.is_set(),
+        first_error=errors[0] if errors else None,
+    )
+
+
+def merge(name: str, parts: list[Result]) -> Result:
+    errors = [p.first_error for p in parts if p.first_error]
+    return Result(
+        name=name,
+        ok=sum(p.ok for p in parts),
+        errors=sum(p.errors for p in parts),
+        elapsed=sum(p.elapsed for p in parts),
+        latencies=[x for p in parts for x in p.latencies],
+        worker_cpu=sum(p.worker_cpu for p in parts),
+        client_cpu=sum(p.client_cpu for p in parts),
+        exhausted=any(p.exhausted for p in parts),
+        first_error=errors[0] if errors else None,
     )
 
 
@@ -461,20 +540,25 @@ def check_id_token(idp_url: str, token_response: dict, pending: PendingCode) -> 
     digest = hashlib.sha256(token_response["access_token"].encode()).digest()
     at_hash = base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
     problems = [
-        name for name, good in (
-            ("iss", claims.get("iss") == ISSUER), ("aud", claims.get("aud") == "portal"),
-            ("nonce", claims.get("nonce") == pending.nonce), ("at_hash", claims.get("at_hash") == at_hash),
+        name
+        for name, good in (
+            ("iss", claims.get("iss") == ISSUER),
+            ("aud", claims.get("aud") == "portal"),
+            ("nonce", claims.get("nonce") == pending.nonce),
+            ("at_hash", claims.get("at_hash") == at_hash),
             ("exp", claims.get("exp", 0) > time.time()),
-        ) if not good
+        )
+        if not good
     ]
     if problems:
         raise RuntimeError(f"the ID token is wrong: {', '.join(problems)}")
-    return f"ID token checked (RS256 signature with JWKS, iss, aud, nonce, at_hash, exp; kid {token.header['kid']})"
+    kid = token.header["kid"]
+    return f"ID token checked (RS256 signature with JWKS, iss, aud, nonce, at_hash, exp; kid {kid})"
 
 
-def run_phases(benv: Environment, args, pending: list[PendingCode], idp_url: str, bare_url: str) -> tuple[list[Result], str]:
-    load = dict(concurrency=args.concurrency, warmup=args.warmup, seconds=args.seconds)
-    results = []
+def run_phases(
+    benv: Environment, args, pending: list[PendingCode], idp_url: str, bare_url: str
+) -> tuple[list[Result], str]:
 
     def discovery(s):
         expect(s.get(idp_url + "/.well-known/openid-configuration", timeout=30))
@@ -496,10 +580,19 @@ def run_phases(benv: Environment, args, pending: list[PendingCode], idp_url: str
             item = next(codes, None)
         if item is None:
             raise Exhausted
-        body = expect(s.post(idp_url + "/token", auth=auth, timeout=30, data={
-            "grant_type": "authorization_code", "code": item.code, "redirect_uri": REDIRECT_URI,
-            "code_verifier": item.verifier,
-        })).json()
+        body = expect(
+            s.post(
+                idp_url + "/token",
+                auth=auth,
+                timeout=30,
+                data={
+                    "grant_type": "authorization_code",
+                    "code": item.code,
+                    "redirect_uri": REDIRECT_URI,
+                    "code_verifier": item.verifier,
+                },
+            )
+        ).json()
         if "id_token" not in body or "refresh_token" not in body:
             raise RuntimeError(f"incomplete token response: {sorted(body)}")
         access_tokens.append(body["access_token"])
@@ -509,22 +602,35 @@ def run_phases(benv: Environment, args, pending: list[PendingCode], idp_url: str
 
     def userinfo(s):
         token = access_tokens[next(counter) % len(access_tokens)]
-        body = expect(s.get(idp_url + "/userinfo", headers={"Authorization": f"Bearer {token}"}, timeout=30)).json()
+        body = expect(
+            s.get(idp_url + "/userinfo", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        ).json()
         if "email" not in body:
             raise RuntimeError(f"userinfo without the email scope's claims: {sorted(body)}")
 
     idp_pid, bare_pid = benv.servers[0].pid, benv.servers[1].pid
-    for name, call, pid in (
-        ("discovery", discovery, idp_pid),
-        ("jwks", jwks, idp_pid),
-        ("bare RS256 app", bare, bare_pid),
-        ("token (code exchange)", exchange, idp_pid),
-        ("userinfo", userinfo, idp_pid),
-    ):
-        if name == "userinfo" and not access_tokens:
-            raise RuntimeError("no access token came out of the code exchange phase")
+
+    def phase(name, call, pid, seconds=args.seconds, warmup=args.warmup):
         print(f"  running {name} ...", file=sys.stderr, flush=True)
-        results.append(run_load(name, call, master_pid=pid, **load))
+        return run_load(
+            name, call, master_pid=pid, concurrency=args.concurrency, warmup=warmup, seconds=seconds
+        )
+
+    results = [phase("discovery", discovery, idp_pid), phase("jwks", jwks, idp_pid)]
+    # The two figures of the ratio alternate in rounds, so a change in the
+    # machine's other load during the run weighs on both alike.
+    parts: dict[str, list[Result]] = {"bare RS256 app": [], "token (code exchange)": []}
+    for i in range(args.rounds):
+        warmup = args.warmup if i == 0 else min(args.warmup, 0.5)
+        seconds = args.seconds / args.rounds
+        parts["bare RS256 app"].append(phase("bare RS256 app", bare, bare_pid, seconds, warmup))
+        parts["token (code exchange)"].append(
+            phase("token (code exchange)", exchange, idp_pid, seconds, warmup)
+        )
+    results += [merge(name, rounds) for name, rounds in parts.items()]
+    if not access_tokens:
+        raise RuntimeError("no access token came out of the code exchange phase")
+    results.append(phase("userinfo", userinfo, idp_pid))
     if "pair" not in sample:
         raise RuntimeError("no code exchange succeeded")
     body, item = sample["pair"]
@@ -550,8 +656,10 @@ def machine_notes() -> list[str]:
         pg = conn.execute("SHOW server_version").fetchone()[0]
     return [
         f"date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"machine: {os.cpu_count()} CPU(s) ({cpu}), {platform.system()} {platform.release()}",
-        f"python {platform.python_version()}, gunicorn {gunicorn.__version__}, PostgreSQL {pg}, Redis at {KV_URL}",
+        f"machine: {os.cpu_count()} CPU(s) ({cpu}), {platform.system()} {platform.release()},"
+        f" load average before the run {os.getloadavg()[0]:.2f}",
+        f"python {platform.python_version()}, gunicorn {gunicorn.__version__}, PostgreSQL {pg},"
+        f" Redis at {KV_URL}",
     ]
 
 
@@ -562,13 +670,14 @@ def report(results: list[Result], args, notes: list[str], check: str, codes: int
         "",
         "IdP endpoint benchmark",
         *notes,
-        f"servers: gunicorn --workers {WORKERS} --worker-class sync (provider: wsgi:app, environment=production,"
-        " PostgreSQL, Redis; bare: bare_app:create_app())",
+        f"servers: gunicorn --workers {WORKERS} --worker-class sync (provider: wsgi:app,"
+        " environment=production, PostgreSQL, Redis; bare: bare_app:create_app())",
         f"load: {args.concurrency} client threads (requests.Session each), {args.warmup:g} s warm-up +"
-        f" {args.seconds:g} s timed per endpoint; {codes} authorization codes made beforehand",
-        f"NOTE: client, both gunicorns and PostgreSQL share the same {os.cpu_count()} cores; the Python client"
-        " itself uses a good part of them (client CPU column), so absolute figures are lower than on a"
-        " dedicated server and the ratio is the meaningful number.",
+        f" {args.seconds:g} s timed per endpoint (bare app and code exchange alternating in {args.rounds}"
+        f" rounds); {codes} authorization codes made beforehand",
+        f"NOTE: client, both gunicorns and PostgreSQL share the same {os.cpu_count()} cores;"
+        " the Python client itself uses a good part of them (client CPU column), so absolute"
+        " figures are lower than on a dedicated server and the ratio is the meaningful number.",
         "NOTE: provider in production mode behind a simulated TLS proxy (X-Forwarded-Proto: https,"
         " trusted_proxies = 1); gunicorn sync workers close the connection after each response.",
         "",
@@ -609,14 +718,22 @@ def parse_args(argv=None):
     parser.add_argument("--concurrency", type=int, default=4, help="client threads (default 4)")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per endpoint (default 2)")
     parser.add_argument(
-        "--codes", type=int, default=None,
+        "--rounds",
+        type=int,
+        default=2,
+        help="the bare app and the code exchange alternate in this many rounds of seconds/rounds (default 2)",
+    )
+    parser.add_argument(
+        "--codes",
+        type=int,
+        default=None,
         help="authorization codes to make beforehand (default: enough for 500 exchanges/s)",
     )
     args = parser.parse_args(argv)
-    if args.seconds <= 0 or args.warmup < 0 or args.concurrency < 1:
-        parser.error("--seconds must be > 0, --warmup >= 0, --concurrency >= 1")
+    if args.seconds <= 0 or args.warmup < 0 or args.concurrency < 1 or args.rounds < 1:
+        parser.error("--seconds must be > 0, --warmup >= 0, --concurrency >= 1, --rounds >= 1")
     if args.codes is None:
-        args.codes = max(1000, int(500 * (args.seconds + args.warmup)))
+        args.codes = max(1000, int(500 * (args.seconds + args.warmup + 0.5 * args.rounds)))
     return args
 
 
@@ -637,11 +754,17 @@ def main(argv=None) -> int:
         print(f"  migrating and making {args.codes} authorization codes ...", file=sys.stderr, flush=True)
         pending = prepare_provider(provider_app(benv), args.codes)
         idp_url = start_gunicorn(
-            benv, "provider", "wsgi:app", REPO,
+            benv,
+            "provider",
+            "wsgi:app",
+            REPO,
             lambda url: requests.get(url + "/jwks.json", headers=PROXY_HEADERS, timeout=2).status_code == 200,
         )
         bare_url = start_gunicorn(
-            benv, "bare", "bare_app:create_app()", BENCH_DIR,
+            benv,
+            "bare",
+            "bare_app:create_app()",
+            BENCH_DIR,
             lambda url: requests.post(url + "/token", timeout=2).status_code == 200,
         )
         results, check = run_phases(benv, args, pending, idp_url, bare_url)
@@ -651,8 +774,11 @@ def main(argv=None) -> int:
         stop_servers(benv)
         drop_database(benv)
         shutil.rmtree(benv.tmp, ignore_errors=True)
-        print(f"cleaned up: servers stopped, database {benv.db_name} dropped, {benv.tmp} removed",
-              file=sys.stderr, flush=True)
+        print(
+            f"cleaned up: servers stopped, database {benv.db_name} dropped, {benv.tmp} removed",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,10 @@ def create_app(
     """
     from . import (
         account,
+        activation,
         audit,
         authorize,
+        customers,
         demo,
         discovery,
         eid_login,
@@ -37,6 +39,8 @@ def create_app(
         login,
         logout,
         oauth,
+        recovery,
+        registration,
         security,
         services,
         sessions,
@@ -61,6 +65,10 @@ def create_app(
         SESSION_COOKIE_SECURE=settings.production,
         PREFERRED_URL_SCHEME="https" if settings.production else "http",
         WTF_CSRF_TIME_LIMIT=settings.login_transaction_ttl,
+        # Pages send Referrer-Policy: no-referrer, so browsers send no Referer for Flask-WTF's
+        # https Referer check to read; forms are protected by the session-bound CSRF token and
+        # SameSite=Lax cookies instead.
+        WTF_CSRF_SSL_STRICT=False,
         MAX_CONTENT_LENGTH=256 * 1024,
         JSON_SORT_KEYS=False,
     )
@@ -91,7 +99,22 @@ def create_app(
     errors.init_app(app)
     oauth.init_app(app)
     audit.init_app(app)
-    for module in (discovery, authorize, login, eid_login, itsme_login, token, userinfo, logout, account, demo):
+    for module in (
+        discovery,
+        authorize,
+        login,
+        eid_login,
+        itsme_login,
+        token,
+        userinfo,
+        logout,
+        account,
+        demo,
+        customers,
+        registration,
+        recovery,
+        activation,
+    ):
         module.init_app(app)
     security.exempt_protocol_endpoints(app)
     from . import cli

@@ -1,48 +1,117 @@
-"""The account pages at the provider: who am I, my sessions, my connected apps.
+"""The account pages at the provider: profile and contacts, password, username, authenticator app,
+sessions and connected apps.
 
 Reached from the portal and the app; every page needs a live SSO session.
+Changing the password, username, e-mail address or mobile number, or the
+authenticator app, needs a recent full login (two factors or itsme/eID within
+``RECENT_LOGIN`` seconds; NIST SP 800-63B §6.1.2); otherwise the person logs
+in again and comes back. A new mobile number is confirmed by an SMS code sent
+to it, a new e-mail address by a link sent to it, and the old contact is told.
+Every change is audited.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 
-from flask import Blueprint, Flask, abort, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from wtforms import BooleanField, PasswordField, StringField
+from wtforms.validators import DataRequired, Length
 
-from . import audit
+from . import actions, audit, otp, totp
+from .accounts import find_by_username, normalize_username
+from .phones import PhoneError, mask_phone
 from .sessions import current_sso
-from .storage import Consent, SsoSession, db
+from .storage import Account, Consent, SsoSession, db
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
+RECENT_LOGIN = 600
+STRONG_METHODS = ("itsme", "eid")
+
 
 def require_login():
+    return current_sso()
+
+
+def recent_full_login(row: SsoSession) -> bool:
+    now = int(time.time())
+    strong = "mfa" in (row.amr or []) or bool(set(row.methods or []) & set(STRONG_METHODS))
+    return strong and now - row.auth_time <= RECENT_LOGIN
+
+
+def _guard(fresh: bool = True):
+    """(sso row, account), or a redirect to log in (again) and come back here."""
     sso = current_sso()
-    if sso is None:
-        return None
-    return sso
+    if sso is not None and (not fresh or recent_full_login(sso[0])):
+        return sso, None
+    session["after_login"] = request.path
+    if sso is not None:
+        session["login_reason"] = "reauth"
+    return None, redirect(url_for("login.choose", tx_id="-"), 303 if request.method == "POST" else 302)
+
+
+def _csrf_or_400() -> None:
+    if not FlaskForm().validate_on_submit():
+        abort(400)
 
 
 @bp.route("/")
 def home():
-    sso = require_login()
-    if sso is None:
-        return redirect(url_for("login.choose", tx_id="-"), 302)
+    sso, back = _guard(fresh=False)
+    if back:
+        return back
     row, account = sso
     now = int(time.time())
     sessions = db.session.scalars(
-        select(SsoSession).where(SsoSession.account_id == account.id, SsoSession.ended_at.is_(None),
-                                 SsoSession.expires_at > now).order_by(SsoSession.created_at.desc())
+        select(SsoSession)
+        .where(
+            SsoSession.account_id == account.id, SsoSession.ended_at.is_(None), SsoSession.expires_at > now
+        )
+        .order_by(SsoSession.created_at.desc())
     ).all()
     consents = db.session.scalars(select(Consent).where(Consent.account_id == account.id)).all()
-    from flask import current_app
-
     clients = current_app.extensions["idp.clients"]
     apps = [(c, clients.get(c.client_id)) for c in consents]
-    return render_template("account/home.html", account=account, current=row, sessions=sessions, apps=apps,
-                           form=FlaskForm())
+    return render_template(
+        "account/home.html",
+        account=account,
+        current=row,
+        sessions=sessions,
+        apps=apps,
+        form=FlaskForm(),
+        phone=mask_phone(account.phone) if account.phone else None,
+        notice=_notice(),
+    )
+
+
+def _notice() -> str | None:
+    texts = {
+        "password": _("Your password was changed."),
+        "password_others": _("Your password was changed and your other sessions were ended."),
+        "username": _("Your username was changed."),
+        "phone": _("Your mobile number was changed."),
+        "email_sent": _("We sent a link to your new address. Your address changes when you open it."),
+        "totp_on": _("Your authenticator app is set up."),
+        "totp_off": _("Your authenticator app was removed."),
+        "others_ended": _("Your other sessions were ended."),
+    }
+    return texts.get(session.pop("account_notice", None) or "")
+
+
+def _done(notice: str):
+    session["account_notice"] = notice
+    return redirect(url_for("account.home"), 303)
+
+
+# ---------------------------------------------------------------------------
+# Sessions and apps
+# ---------------------------------------------------------------------------
 
 
 @bp.route("/sessions/<sid>/end", methods=["POST"])
@@ -61,6 +130,32 @@ def end_session(sid: str):
     return redirect(url_for("account.home"), 303)
 
 
+def end_other_sessions(account: Account, current: SsoSession, reason: str) -> int:
+    from .logout import end_sso
+
+    others = db.session.scalars(
+        select(SsoSession).where(
+            SsoSession.account_id == account.id, SsoSession.ended_at.is_(None), SsoSession.id != current.id
+        )
+    ).all()
+    for row in others:
+        end_sso(row, reason=reason)
+    if others:
+        audit.record("sessions_ended", account_id=account.id, count=len(others), reason=reason)
+    return len(others)
+
+
+@bp.route("/sessions/end-others", methods=["POST"])
+def end_others():
+    sso = require_login()
+    if sso is None:
+        abort(400)
+    _csrf_or_400()
+    row, account = sso
+    end_other_sessions(account, row, "ended_by_user")
+    return _done("others_ended")
+
+
 @bp.route("/apps/<client_id>/revoke", methods=["POST"])
 def revoke_app(client_id: str):
     sso = require_login()
@@ -74,12 +169,293 @@ def revoke_app(client_id: str):
         from .oauth import revoke_grant
         from .storage import Grant
 
-        for grant in db.session.scalars(select(Grant).where(Grant.account_id == account.id,
-                                                            Grant.client_id == client_id)):
+        for grant in db.session.scalars(
+            select(Grant).where(Grant.account_id == account.id, Grant.client_id == client_id)
+        ):
             revoke_grant(grant.id, "consent_revoked")
         db.session.commit()
         audit.record("consent_revoked", account_id=account.id, client_id=client_id)
     return redirect(url_for("account.home"), 303)
+
+
+# ---------------------------------------------------------------------------
+# Password and username
+# ---------------------------------------------------------------------------
+
+
+class ChangePasswordForm(FlaskForm):
+    current = PasswordField(validators=[DataRequired(), Length(max=1024)])
+    password = PasswordField(validators=[DataRequired(), Length(max=1024)])
+    confirm = PasswordField(validators=[DataRequired(), Length(max=1024)])
+    end_others = BooleanField(default=True)
+
+
+@bp.route("/password", methods=["GET", "POST"])
+def password():
+    sso, back = _guard()
+    if back:
+        return back
+    row, account = sso
+    form = ChangePasswordForm()
+    errors: list[str] = []
+    if form.validate_on_submit():
+        passwords = current_app.extensions["idp.passwords"]
+        if not account.password_hash or not passwords.verify(account.password_hash, form.current.data):
+            errors = [_("Your current password is not correct.")]
+            audit.record("password_change", "failure", account_id=account.id, reason="current")
+        elif form.password.data != form.confirm.data:
+            errors = [_("The two new passwords are not the same.")]
+        else:
+            errors = actions.password_problems(account, form.password.data)
+        if not errors:
+            actions.set_password(account, form.password.data, reason="user")
+            if form.end_others.data:
+                end_other_sessions(account, row, "password_changed")
+                return _done("password_others")
+            return _done("password")
+    elif request.method == "POST":
+        errors = [_("Please fill in every field.")]
+    return render_template(
+        "account/password.html",
+        form=form,
+        errors=errors,
+        account=account,
+        min_length=current_app.extensions["idp.passwords"].settings.min_length,
+    ), (400 if errors else 200)
+
+
+class UsernameForm(FlaskForm):
+    username = StringField(validators=[DataRequired(), Length(max=128)])
+
+
+def username_problem(account: Account, wanted: str) -> str | None:
+    wanted = wanted.strip()
+    if not (3 <= len(wanted) <= 64) or any(c.isspace() for c in wanted):
+        return _("A username has 3 to 64 characters, without spaces.")
+    other = find_by_username(wanted)
+    if other is not None and other.id != account.id:
+        return _("This username is already taken. Please choose another.")
+    return None
+
+
+@bp.route("/username", methods=["GET", "POST"])
+def username():
+    sso, back = _guard()
+    if back:
+        return back
+    _row, account = sso
+    form = UsernameForm()
+    if request.method == "GET":
+        form.username.data = account.username
+    error = None
+    if form.validate_on_submit():
+        wanted = form.username.data.strip()
+        error = username_problem(account, wanted)
+        if error is None:
+            old = account.username
+            account.username = wanted
+            account.username_norm = normalize_username(wanted)
+            try:
+                db.session.commit()
+            except IntegrityError:
+                db.session.rollback()
+                error = _("This username is already taken. Please choose another.")
+            else:
+                audit.record("username_changed", account_id=account.id)
+                if old != wanted:
+                    actions.notify_email(account, "account_username_changed", username=wanted)
+                return _done("username")
+    elif request.method == "POST":
+        error = _("Please type a username.")
+    return render_template("account/username.html", form=form, error=error), (400 if error else 200)
+
+
+# ---------------------------------------------------------------------------
+# Mobile number and e-mail address
+# ---------------------------------------------------------------------------
+
+
+class PhoneForm(FlaskForm):
+    phone = StringField(validators=[DataRequired(), Length(max=40)])
+
+
+class CodeForm(FlaskForm):
+    code = StringField(validators=[DataRequired(), Length(max=16)])
+
+
+@bp.route("/phone", methods=["GET", "POST"])
+def phone():
+    sso, back = _guard()
+    if back:
+        return back
+    _row, account = sso
+    form = PhoneForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            number = otp.normalize_number(form.phone.data)
+        except PhoneError as exc:
+            error = actions.phone_error_message(exc)
+        else:
+            if number == account.phone and account.phone_verified:
+                error = _("This is already your mobile number.")
+            else:
+                base = session.get("phone_change_binding") or secrets.token_urlsafe(16)
+                problem = actions.send_phone_code(account, number, base)
+                if problem in (None, "resend_too_soon"):
+                    session["phone_change_binding"] = base
+                    session["phone_change"] = number
+                    return redirect(url_for("account.phone_code"), 303)
+                error = _send_problem(problem)
+    elif request.method == "POST":
+        error = _("Please type your new mobile number.")
+    return render_template(
+        "account/phone.html",
+        form=form,
+        error=error,
+        account=account,
+        phone=mask_phone(account.phone) if account.phone else None,
+    ), (400 if error else 200)
+
+
+def _send_problem(problem: str | None) -> str | None:
+    from .login import send_error_message
+
+    return send_error_message(problem)
+
+
+@bp.route("/phone/code", methods=["GET", "POST"])
+def phone_code():
+    sso, back = _guard()
+    if back:
+        return back
+    _row, account = sso
+    number, base = session.get("phone_change"), session.get("phone_change_binding")
+    if not number or not base:
+        return redirect(url_for("account.phone"), 303)
+    form = CodeForm()
+    error, status = None, 200
+    if request.method == "POST" and request.form.get("resend"):
+        _csrf_or_400()
+        error = _send_problem(actions.send_phone_code(account, number, base))
+    elif form.validate_on_submit():
+        from .login import code_error
+
+        try:
+            actions.confirm_phone(account, number, base, form.code.data)
+        except otp.OtpError as exc:
+            error, status = code_error(exc.code, exc.retry_after), (429 if exc.code == "locked" else 400)
+        else:
+            session.pop("phone_change", None)
+            session.pop("phone_change_binding", None)
+            return _done("phone")
+    elif request.method == "POST":
+        error, status = _("Please type the code from the SMS."), 400
+    wait = otp.resend_wait("verify_phone", actions.phone_binding(base, number))
+    return render_template(
+        "account/phone_code.html", form=form, error=error, phone=mask_phone(number), resend_wait=wait
+    ), status
+
+
+class EmailForm(FlaskForm):
+    email = StringField(validators=[DataRequired(), Length(max=320)])
+    confirm = StringField(validators=[DataRequired(), Length(max=320)])
+
+
+@bp.route("/email", methods=["GET", "POST"])
+def email():
+    sso, back = _guard()
+    if back:
+        return back
+    _row, account = sso
+    form = EmailForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            address = actions.validate_email_address(form.email.data)
+            if address.casefold() != (form.confirm.data or "").strip().casefold():
+                raise ValueError(_("The two e-mail addresses are not the same."))
+        except ValueError as exc:
+            error = str(exc)
+        else:
+            if account.email_verified and (account.email or "").casefold() == address.casefold():
+                error = _("This is already your e-mail address.")
+            elif actions.send_email_link(account, address, change=True):
+                return _done("email_sent")
+            else:
+                error = _("We could not send an e-mail to this address. Check it, or try again later.")
+    elif request.method == "POST":
+        error = _("Please type your new e-mail address twice.")
+    return render_template("account/email.html", form=form, error=error, account=account), (
+        400 if error else 200
+    )
+
+
+@bp.route("/email/confirm/<token>", methods=["GET", "POST"])
+def confirm_email(token: str):
+    """The link in the e-mail. A button first, so that mail scanners opening links confirm nothing."""
+    form = FlaskForm()
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            abort(400)
+        account = actions.confirm_email(token)
+        if account is None:
+            return render_template("account/email_confirmed.html", ok=False), 400
+        tx_id = actions.pending_for_account(account.id)
+        if tx_id is not None:
+            return redirect(url_for("actions.next_action", tx_id=tx_id), 303)
+        return render_template("account/email_confirmed.html", ok=True, address=account.email)
+    return render_template("account/email_confirm.html", form=form)
+
+
+# ---------------------------------------------------------------------------
+# Authenticator app
+# ---------------------------------------------------------------------------
+
+
+@bp.route("/app", methods=["GET", "POST"])
+def authenticator():
+    sso, back = _guard()
+    if back:
+        return back
+    _row, account = sso
+    form = CodeForm()
+    error, status = None, 200
+    secret = session.get("totp_enrol")
+    if request.method == "POST" and request.form.get("start"):
+        _csrf_or_400()
+        secret = totp.new_secret()
+        session["totp_enrol"] = secret
+    elif request.method == "POST" and request.form.get("remove"):
+        _csrf_or_400()
+        if account.totp_secret:
+            account.totp_secret = None
+            db.session.commit()
+            audit.record("totp_removed", account_id=account.id)
+            actions.notify_email(account, "account_totp_changed", enrolled=False)
+        return _done("totp_off")
+    elif form.validate_on_submit() and secret:
+        if totp.check_secret(secret, form.code.data, account.id):
+            account.totp_secret = totp.seal(secret)
+            db.session.commit()
+            session.pop("totp_enrol", None)
+            audit.record("totp_enrolled", account_id=account.id)
+            actions.notify_email(account, "account_totp_changed", enrolled=True)
+            return _done("totp_on")
+        error, status = _("This code is not correct. Type the code your app shows now."), 400
+    qr = uri = None
+    if secret and not account.totp_secret:
+        uri = totp.provisioning_uri(account, secret)
+        qr = totp.qr_data_uri(uri)
+    return render_template(
+        "account/app.html",
+        form=form,
+        error=error,
+        enrolled=bool(account.totp_secret),
+        secret=secret if qr else None,
+        qr=qr,
+        issuer=totp.issuer(),
+    ), status
 
 
 def init_app(app: Flask) -> None:
@@ -88,5 +464,3 @@ def init_app(app: Flask) -> None:
     @app.route("/")
     def index():
         return redirect(url_for("account.home"), 302)
-
-    _ = request

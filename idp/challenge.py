@@ -27,14 +27,9 @@ from flask import current_app, session
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
-from . import audit
 from .phones import mask_phone
 
 log = logging.getLogger(__name__)
-
-RESEND_INTERVAL = 60
-MAX_SENDS = 4
-MAX_FAILURES = 5
 
 
 def now() -> int:
@@ -43,13 +38,12 @@ def now() -> int:
 
 
 def _limits() -> tuple[int, int, int]:
-    """(resend interval, sends, wrong codes) from the OTP settings when they say."""
-    otp = current_app.extensions["idp.settings"].sections.get("otp")
-    interval = getattr(otp, "resend_interval", None) or getattr(otp, "resend_after", None) or RESEND_INTERVAL
-    resends = getattr(otp, "max_resends", None)
-    failures = getattr(otp, "max_failures", None) or getattr(otp, "max_attempts", None) or MAX_FAILURES
-    sends = resends + 1 if isinstance(resends, int) else MAX_SENDS
-    return int(interval), int(sends), int(failures)
+    """(resend interval, sends, wrong codes): the ``[otp]`` policy, so that a flow
+    whose start matched nothing stops exactly where a real one would."""
+    from .otp import settings
+
+    otp = settings()
+    return otp.resend_after, otp.max_resends + 1, otp.max_failures
 
 
 def get(key: str) -> dict[str, Any] | None:
@@ -116,18 +110,18 @@ def verify(key: str, code: str) -> tuple[bool, str | None]:
     code = "".join(c for c in (code or "") if not c.isspace())
     ok, locked = False, False
     try:
-        check_code(purpose=state["purpose"], binding=state["binding"], code=code, account_id=state["account_id"])
+        check_code(
+            purpose=state["purpose"], binding=state["binding"], code=code, account_id=state["account_id"]
+        )
         ok = state["phone"] is not None
     except OtpError as exc:
         locked = exc.code == "locked"
     if ok:
         state["verified"] = True
         session[key] = state
-        audit.record("code_verified", account_id=state["account_id"], method="sms", flow=state["flow"])
         return True, None
     state["failures"] += 1
     session[key] = state
-    audit.record("code_verified", "failure", account_id=state["account_id"], method="sms", flow=state["flow"])
     _interval, _sends, max_failures = _limits()
     if locked or state["failures"] >= max_failures:
         drop(key)
@@ -140,11 +134,10 @@ def masked(state: dict[str, Any]) -> str | None:
 
 
 def _deliver(state: dict[str, Any]) -> None:
-    """Send the code when a number is known; failures are audited, never shown."""
+    """Send the code when a number is known; failures are audited (by :mod:`idp.otp`), never shown."""
     from .otp import OtpError, send_code
 
     if state["phone"] is None:
-        audit.record("code_sent", "skipped", method="sms", flow=state["flow"])
         return
     try:
         send_code(
@@ -156,10 +149,6 @@ def _deliver(state: dict[str, Any]) -> None:
         )
     except OtpError as exc:
         log.warning("%s: SMS code not sent: %s", state["flow"], exc.code)
-        audit.record("code_sent", "failure", account_id=state["account_id"], method="sms", flow=state["flow"],
-                     reason=exc.code)
-        return
-    audit.record("code_sent", account_id=state["account_id"], method="sms", flow=state["flow"])
 
 
 def equalize(started: float) -> None:

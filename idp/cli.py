@@ -165,7 +165,20 @@ def users_show(username):
         "email": account.email, "email_verified": account.email_verified,
         "phone": account.phone, "phone_verified": account.phone_verified,
         "name": account.display_name,
+        "authenticator_app": bool(account.totp_secret),
+        "locked_seconds": _locked_for(account),
     }, indent=2))
+
+
+def _locked_for(account) -> dict:
+    from . import lockout, otp
+    from .accounts import normalize_username
+
+    now = otp.now()
+    return {
+        "password": lockout.status(f"password:{normalize_username(account.username)}"[:200], now)[1],
+        "codes": lockout.status(f"otp:account:{account.id}", now)[1],
+    }
 
 
 @users_group.command("disable")
@@ -181,6 +194,83 @@ def users_disable(username):
         sys.exit(1)
     disable_account(account)
     click.echo(f"disabled {account.username}")
+
+
+def _user_or_exit(username):
+    from .accounts import find_by_username
+
+    account = find_by_username(username)
+    if account is None:
+        click.echo("no such user", err=True)
+        sys.exit(1)
+    return account
+
+
+@users_group.command("set-phone")
+@click.argument("username")
+@click.argument("number")
+@with_appcontext
+def users_set_phone(username, number):
+    """Set the mobile number (checked by support): verified; the old number and the e-mail are told."""
+    from . import actions, otp
+    from .phones import PhoneError, mask_phone
+
+    account = _user_or_exit(username)
+    try:
+        e164 = otp.normalize_number(number)
+    except PhoneError as exc:
+        click.echo(f"error: mobile number: {exc.code}", err=True)
+        sys.exit(1)
+    with _request_context():
+        actions.set_phone(account, e164, actor="support")
+    click.echo(f"{account.username}: mobile number is now {mask_phone(e164)}")
+
+
+@users_group.command("set-email")
+@click.argument("username")
+@click.argument("email")
+@click.option("--verified", is_flag=True, help="Support checked the address: no confirmation link.")
+@with_appcontext
+def users_set_email(username, email, verified):
+    """Change the e-mail address: a confirmation link to it (or --verified); the old address is told."""
+    from . import actions
+
+    account = _user_or_exit(username)
+    with _request_context():
+        try:
+            address = actions.validate_email_address(email)
+        except ValueError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        if verified:
+            actions.set_email(account, address, actor="support")
+            click.echo(f"{account.username}: e-mail address is now {address}")
+        elif actions.send_email_link(account, address, change=True):
+            click.echo(f"{account.username}: confirmation link sent to {address}")
+        else:
+            click.echo("error: the e-mail could not be sent", err=True)
+            sys.exit(1)
+
+
+@users_group.command("unlock")
+@click.argument("username")
+@with_appcontext
+def users_unlock(username):
+    """Clear the password and code lockouts of an account."""
+    from . import audit, lockout
+    from .accounts import normalize_username
+
+    account = _user_or_exit(username)
+    keys = [f"password:{normalize_username(account.username)}"[:200], f"otp:account:{account.id}"]
+    cleared = lockout.clear(keys)
+    audit.record("unlocked", account_id=account.id, actor="support", counters=cleared)
+    click.echo(f"{account.username}: unlocked ({cleared} counter(s) cleared)")
+
+
+def _request_context():
+    """Messages and links are rendered as for a request to the configured issuer."""
+    app = current_app._get_current_object()
+    return app.test_request_context(base_url=app.extensions["idp.settings"].issuer)
 
 
 @main.command("audit")

@@ -23,6 +23,12 @@ def rotate_itsme_keys(app: Flask) -> dict:
         raise click.ClickException("itsme is not configured: there is no [connectors.itsme] table")
     summary = {"connector": "itsme", **keys.rotate()}
     with app.app_context():
-        audit.record("keys.rotate", method="itsme", sig=summary["sig"], enc=summary["enc"],
-                     retired=summary["retired"], removed=summary["removed"])
+        audit.record(
+            "keys.rotate",
+            method="itsme",
+            sig=summary["sig"],
+            enc=summary["enc"],
+            retired=summary["retired"],
+            removed=summary["removed"],
+        )
     return summary

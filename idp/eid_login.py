@@ -16,7 +16,6 @@ status and an audit record; the page shows the sentence.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import secrets
@@ -100,8 +99,7 @@ def server_messages() -> dict[str, str]:
         "identity_file_invalid": _("The identity data on the card could not be verified."),
         "national_number_mismatch": _("The identity data on the card does not match its certificate."),
         "no_account": _(
-            "No account is linked to this eID card. Please log in another way "
-            "or contact customer service."
+            "No account is linked to this eID card. Please log in another way or contact customer service."
         ),
         "account_disabled": _("This account is disabled. Please contact customer service."),
         LOGIN_EXPIRED: _(
@@ -176,19 +174,10 @@ class KvOcspCache:
 
 
 def build_verifier(app: Flask) -> EidVerifier:
-    """The app's one verifier; ``allowed_origins`` defaults to the issuer's origin."""
+    """The app's one verifier, its OCSP answers cached in the shared store."""
     settings = app.extensions["idp.settings"]
-    eid = settings.connectors["eid"]
-    origin = provider_origin(settings.issuer)
-    if not eid.allowed_origins:
-        eid = dataclasses.replace(eid, allowed_origins=(origin,))
-    elif origin not in eid.allowed_origins:
-        log.error(
-            "eid: the provider's origin %s is not in [connectors.eid] allowed_origins: every eID login "
-            "will be refused",
-            origin,
-        )
-    return EidVerifier(eid, ocsp_cache=KvOcspCache(app))
+    # settings.load_settings already refused an allowlist without the provider's own origin.
+    return EidVerifier(settings.connectors["eid"], ocsp_cache=KvOcspCache(app))
 
 
 def _settings():
@@ -277,8 +266,8 @@ def start(tx_id: str):
     )
 
 
-@bp.route("/eid/help")
-def help():  # noqa: A001 - the endpoint's name
+@bp.route("/eid/help", endpoint="help")
+def help_page():
     return render_template(
         "eid/help.html",
         bridge_url=current_app.config.get(BRIDGE_URL_CONFIG) or DEFAULT_BRIDGE_URL,
@@ -322,6 +311,8 @@ def verify(tx_id: str):
             token, expected_challenge=expected, origin=provider_origin(settings.issuer)
         )
     except ConnectorError as exc:
+        # The connector's details name no person (no national numbers): they tell operators why.
+        log.info("eid verify refused: %s (%s)", exc.code, exc.detail)
         return refuse(exc.code, 400, tx)
     except Exception:  # a token we failed to foresee must not become a 500 or a login
         log.exception("eid verify: unexpected failure")

@@ -122,8 +122,9 @@ def _resolve(identity: Identity, register: bool) -> Account:
         )
     )
     db.session.flush()
-    audit.record(event, account_id=account.id, method=identity.method, commit=False, issuer=identity.issuer,
-                 via=via)
+    audit.record(
+        event, account_id=account.id, method=identity.method, commit=False, issuer=identity.issuer, via=via
+    )
     db.session.commit()
     return account
 
@@ -197,7 +198,9 @@ def _complete_profile(account: Account, identity: Identity, nn_hash: str | None)
         if holder is None or holder == account.id:
             account.national_number_hash = nn_hash
         else:
-            log.warning("account %s: national number already held by account %s; not copied", account.id, holder)
+            log.warning(
+                "account %s: national number already held by account %s; not copied", account.id, holder
+            )
     for name in ("given_name", "family_name"):
         value = claims.get(name)
         if not getattr(account, name) and isinstance(value, str) and value.strip():

@@ -26,7 +26,18 @@ import hashlib
 import logging
 
 import requests
-from flask import Blueprint, Flask, Response, abort, current_app, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
@@ -35,7 +46,8 @@ from connectors.itsme import ItsmeConnector, RPKeyError, RPKeys
 
 from . import audit
 from .federation import FederationError, resolve_identity
-from .login import METHOD_ENDPOINTS, NO_TX, complete_login, expired_page, load_tx, method_choices
+from .login import METHOD_ENDPOINTS, complete_login, expired_page, load_tx, method_choices
+from .storage import db
 
 log = logging.getLogger(__name__)
 bp = Blueprint("itsme", __name__)
@@ -64,6 +76,9 @@ def start(tx_id: str):
         url, transaction = connector.begin(level=level, locale=str(get_locale()), login_hint=_phone_hint(tx))
     except ConnectorError as exc:
         return failure(exc.code, tx_id, tx)
+    except Exception:  # noqa: BLE001 - a bug must not become a 500 in the middle of a login
+        log.exception("itsme: unexpected error while starting a login")
+        return failure("upstream_error", tx_id, tx)
     pending = dict(session.get(SESSION_KEY) or {})
     pending[transaction["state"]] = {"tx_id": tx_id, "transaction": transaction}
     for old in sorted(pending, key=lambda s: pending[s]["transaction"]["created_at"])[:-MAX_PENDING]:
@@ -86,6 +101,7 @@ def callback():
     tx_id = entry["tx_id"]
     tx, ok = load_tx(tx_id)
     if not ok:
+        audit.record("login", "failure", method=METHOD, reason="expired")
         return expired_page()
     connector = _connector()
     if connector is None or not _allowed(tx):
@@ -96,12 +112,16 @@ def callback():
         account = resolve_identity(identity, register=settings.methods[METHOD].register)
     except (ConnectorError, FederationError) as exc:
         return failure(exc.code, tx_id, tx)
+    except Exception:  # noqa: BLE001 - a bug must not become a 500, and never a login
+        log.exception("itsme: unexpected error while completing a login")
+        return failure("upstream_error", tx_id, tx)
     # The operator's level for the method caps what itsme's acr maps to.
     level = min(identity.level, settings.methods[METHOD].level, key=level_rank)
     if tx and level_rank(level) < level_rank(tx["required_level"]):
         return failure("insufficient_level", tx_id, tx)
-    return complete_login(account, level=level, methods=[METHOD], amr=list(identity.amr), tx_id=tx_id,
-                          method=METHOD)
+    return complete_login(
+        account, level=level, methods=[METHOD], amr=list(identity.amr), tx_id=tx_id, method=METHOD
+    )
 
 
 @bp.route("/itsme/jwks.json")
@@ -120,35 +140,48 @@ def jwks():
 # ---------------------------------------------------------------------------
 
 _UPSTREAM = ("upstream_unavailable", "upstream_error", "invalid_token")
-_RETRYABLE = ("cancelled", "upstream_unavailable", "upstream_error", "invalid_token", "invalid_state",
-              "insufficient_level")
+_RETRYABLE = (
+    "cancelled",
+    "upstream_unavailable",
+    "upstream_error",
+    "invalid_token",
+    "invalid_state",
+    "insufficient_level",
+)
 
 
 def _messages(code: str) -> tuple[str, str]:
     """(title, message) for a failure code, in the user's language."""
     if code == "cancelled":
         return _("You stopped the itsme login"), _(
-            "Nothing was changed. You can try again with itsme or choose another way to log in.")
+            "Nothing was changed. You can try again with itsme or choose another way to log in."
+        )
     if code == "upstream_unavailable":
         return _("itsme is not available right now"), _(
-            "itsme did not answer in time. Please try again in a few minutes or choose another way to log in.")
+            "itsme did not answer in time. Please try again in a few minutes or choose another way to log in."
+        )
     if code == "upstream_error":
         return _("itsme could not complete the login"), _(
-            "itsme reported a problem with this login. Please try again or choose another way to log in.")
+            "itsme reported a problem with this login. Please try again or choose another way to log in."
+        )
     if code == "invalid_token":
         return _("We could not check the answer from itsme"), _(
-            "For your safety you were not logged in. Please try again or choose another way to log in.")
+            "For your safety you were not logged in. Please try again or choose another way to log in."
+        )
     if code == "invalid_state":
         return _("This itsme login cannot be completed"), _(
             "The answer from itsme does not belong to a login started in this browser, or it was already "
-            "used. Please start again from the application.")
+            "used. Please start again from the application."
+        )
     if code == "insufficient_level":
         return _("A stronger itsme confirmation is needed"), _(
-            "This application asks you to confirm with your itsme code. Please try again.")
+            "This application asks you to confirm with your itsme code. Please try again."
+        )
     if code == "no_account":
         return _("We do not have an account for you yet"), _(
             "Your identity was confirmed, but no account of ours is linked to it. Please register first or "
-            "choose another way to log in.")
+            "choose another way to log in."
+        )
     if code == "account_disabled":
         return _("This account is disabled"), _("Please contact customer service.")
     return _("itsme login is not available"), _("Please choose another way to log in.")
@@ -156,19 +189,26 @@ def _messages(code: str) -> tuple[str, str]:
 
 def failure(code: str, tx_id: str | None, tx: dict | None):
     """The page for a failed itsme login: what happened, and the other ways in."""
+    db.session.rollback()  # nothing half-done is committed with the audit record
     audit.record("login", "failure", client_id=tx["client_id"] if tx else None, method=METHOD, reason=code)
     title, message = _messages(code)
     others, retry_url = [], None
     if tx_id is not None:
         for choice in method_choices(tx):
             if choice["enabled"] and choice["name"] != METHOD:
-                others.append({"name": choice["name"], "label": _method_label(choice["name"]),
-                               "url": url_for(METHOD_ENDPOINTS[choice["name"]], tx_id=tx_id)})
+                others.append(
+                    {
+                        "name": choice["name"],
+                        "label": _method_label(choice["name"]),
+                        "url": url_for(METHOD_ENDPOINTS[choice["name"]], tx_id=tx_id),
+                    }
+                )
         if code in _RETRYABLE and _allowed(tx):
             retry_url = url_for("itsme.start", tx_id=tx_id)
     status = 502 if code in _UPSTREAM else 400
-    return render_template("itsme/error.html", title=title, message=message, others=others,
-                           retry_url=retry_url, code=code), status
+    return render_template(
+        "itsme/error.html", title=title, message=message, others=others, retry_url=retry_url, code=code
+    ), status
 
 
 def _method_label(name: str) -> str:

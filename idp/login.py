@@ -1,16 +1,33 @@
-"""Hosted login pages: the method chooser and the username + password form.
+"""Hosted login pages: the method chooser, username + password, and the second factor.
 
 The chooser lists the methods this client allows and that reach the level
 the request needs; a method the operator switched off shows the operator's
 message instead (for example "this option is no longer available — sign in
-with itsme or eID"). The password page answers the same for an unknown user
-and a wrong password, with the same cost (a dummy Argon2 verification).
+with itsme or eID").
+
+The password login has two steps (NIST SP 800-63B §5.1.3, §5.2.2):
+
+1. username + password. Unknown user and wrong password get the same page,
+   status and cost (a dummy Argon2 verification). Failures count per
+   username in :mod:`idp.lockout` (atomically; lockout with growing delays)
+   and per IP in the shared store.
+2. a one-time code: by SMS to the account's stored, verified number
+   (:mod:`idp.otp`), or from the authenticator app (:mod:`idp.totp`). The
+   pending first factor lives in the server-side session, bound to the login
+   transaction, and the session id changes at each step.
+
+Every login method ends in :func:`complete_login`, which holds the login back
+until the account's required actions are done (:mod:`idp.actions`) and only
+then starts the SSO session and returns to the relying party.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
-from flask_babel import get_locale
+import secrets
+import time
+
+from flask import Blueprint, Flask, current_app, redirect, render_template, request, session, url_for
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -19,8 +36,10 @@ from wtforms.validators import DataRequired, Length
 
 from connectors.base import level_rank
 
-from . import audit
+from . import actions, audit, lockout, otp, totp
+from .accounts import normalize_username
 from .authorize import get_transaction, login_completed
+from .phones import mask_phone
 from .sessions import start_sso
 from .storage import Account, db
 
@@ -28,13 +47,27 @@ bp = Blueprint("login", __name__, url_prefix="/login")
 
 NO_TX = "-"  # a login that did not come from a relying party (account pages)
 METHOD_ENDPOINTS = {
-    "password": "login.password", "itsme": "itsme.start", "eid": "eid.start", "contract": "contract.start",
+    "password": "login.password",
+    "itsme": "itsme.start",
+    "eid": "eid.start",
+    "contract": "contract.start",
 }
+# Links under the password form, shown when the feature's endpoint exists.
+PASSWORD_PAGE_LINKS = (
+    ("recovery.forgot_password", "Forgot your password?"),
+    ("recovery.forgot_username", "Forgot your username?"),
+    ("registration.start", "Register"),
+)
+ALTERNATIVES = ("itsme", "eid")  # unrestricted authenticators offered beside the SMS code
 
 
 class PasswordForm(FlaskForm):
     username = StringField(validators=[DataRequired(), Length(max=128)])
     password = PasswordField(validators=[DataRequired(), Length(max=1024)])
+
+
+class CodeForm(FlaskForm):
+    code = StringField(validators=[DataRequired(), Length(max=16)])
 
 
 def method_choices(tx: dict | None) -> list[dict]:
@@ -50,13 +83,19 @@ def method_choices(tx: dict | None) -> list[dict]:
         messages = m.disabled_message or (client.settings.disabled_methods_message if client else {})
         if not m.enabled:
             if messages:
-                out.append({"name": name, "enabled": False,
-                            "message": messages.get(lang) or messages.get(settings.default_language)
-                            or next(iter(messages.values()))})
+                out.append(
+                    {
+                        "name": name,
+                        "enabled": False,
+                        "message": messages.get(lang)
+                        or messages.get(settings.default_language)
+                        or next(iter(messages.values())),
+                    }
+                )
             continue
         if level_rank(m.level) < level_rank(required):
             continue
-        if METHOD_ENDPOINTS[name] not in current_app.view_functions:
+        if METHOD_ENDPOINTS.get(name) not in current_app.view_functions:
             continue
         out.append({"name": name, "enabled": True, "message": None})
     return out
@@ -71,9 +110,75 @@ def load_tx(tx_id: str) -> tuple[dict | None, bool]:
 
 def expired_page():
     return render_template(
-        "error.html", title=_("This sign-in has expired"),
+        "error.html",
+        title=_("This sign-in has expired"),
         message=_("This sign-in took too long or was already used. Please start again from the application."),
     ), 400
+
+
+def alternatives(tx: dict | None, tx_id: str) -> list[dict]:
+    """itsme / eID links of this transaction: always offered beside the SMS code."""
+    return [
+        {"name": c["name"], "url": url_for(METHOD_ENDPOINTS[c["name"]], tx_id=tx_id)}
+        for c in method_choices(tx)
+        if c["enabled"] and c["name"] in ALTERNATIVES
+    ]
+
+
+def minutes(seconds: int) -> int:
+    return max(1, -(-int(seconds) // 60))
+
+
+# ---------------------------------------------------------------------------
+# Pending logins: the state between the steps, in the server-side session
+# ---------------------------------------------------------------------------
+
+
+def get_pending(tx_id: str) -> dict | None:
+    pending = (session.get("pending") or {}).get(tx_id)
+    ttl = current_app.extensions["idp.settings"].login_transaction_ttl
+    if pending is None or time.time() - pending["at"] > ttl:
+        return None
+    return pending
+
+
+def save_pending(tx_id: str, pending: dict) -> None:
+    all_pending = dict(session.get("pending") or {})
+    all_pending[tx_id] = pending
+    for key in [k for k, v in all_pending.items() if k != tx_id and time.time() - v["at"] > 3600]:
+        all_pending.pop(key)
+    session["pending"] = all_pending
+
+
+def drop_pending(tx_id: str) -> None:
+    all_pending = dict(session.get("pending") or {})
+    if all_pending.pop(tx_id, None) is not None:
+        session["pending"] = all_pending
+
+
+def pending_account(pending: dict | None) -> Account | None:
+    if pending is None:
+        return None
+    account = db.session.get(Account, pending["account"])
+    return account if account is not None and account.status == "active" else None
+
+
+def throttled(bucket: str) -> bool:
+    """Per-IP fixed window in the shared store (Redis in production): too many POSTs this minute?"""
+    limit = otp.settings().login_per_ip_per_minute
+    minute = otp.now() // 60
+    count = current_app.extensions["idp.kv"].incr(f"rl:{bucket}:{request.remote_addr}:{minute}", 120)
+    return count > limit
+
+
+def throttled_page(template: str, status: int = 429, **context):
+    message = _("Too many attempts from your network. Please wait a minute and try again.")
+    return render_template(template, error=message, **context), status
+
+
+# ---------------------------------------------------------------------------
+# Pages
+# ---------------------------------------------------------------------------
 
 
 @bp.route("/<tx_id>")
@@ -86,8 +191,10 @@ def choose(tx_id: str):
         c["url"] = url_for(METHOD_ENDPOINTS[c["name"]], tx_id=tx_id) if c["enabled"] else None
     usable = [c for c in choices if c["enabled"]]
     client = current_app.extensions["idp.clients"].get(tx["client_id"]) if tx else None
-    return render_template("login/choose.html", tx_id=tx_id, choices=choices, usable=usable, client=client,
-                           reason=(tx or {}).get("reason"))
+    reason = (tx or {}).get("reason") or (session.pop("login_reason", None) if tx is None else None)
+    return render_template(
+        "login/choose.html", tx_id=tx_id, choices=choices, usable=usable, client=client, reason=reason
+    )
 
 
 @bp.route("/<tx_id>/password", methods=["GET", "POST"])
@@ -101,36 +208,288 @@ def password(tx_id: str):
     form = PasswordForm()
     if request.method == "GET" and tx and tx.get("login_hint"):
         form.username.data = tx["login_hint"][:128]
-    error = None
+    links = [
+        (url_for(endpoint), _(label))
+        for endpoint, label in PASSWORD_PAGE_LINKS
+        if endpoint in current_app.view_functions
+    ]
+    context = {
+        "form": form,
+        "tx_id": tx_id,
+        "service_name": settings.service_name,
+        "links": links,
+        "alternatives": alternatives(tx, tx_id),
+    }
+    error, status = None, 200
     if form.validate_on_submit():
-        account = authenticate_password(form.username.data, form.password.data)
-        client_id = tx["client_id"] if tx else None
-        if account is None:
-            error = _("The username or password is not correct.")
-            audit.record("login", "failure", client_id=client_id, method="password")
-        else:
-            # The second factor (SMS code) is not configured for this login yet: the
-            # session gets the level of a single factor and RPs can require more.
-            return complete_login(account, level="low", methods=["password"], amr=["pwd"], tx_id=tx_id,
-                                  method="password")
+        if throttled("password"):
+            return throttled_page("login/password.html", **context)
+        outcome = check_password(form.username.data, form.password.data, tx)
+        if isinstance(outcome, Account):
+            return start_second_factor(
+                outcome, tx_id=tx_id, method="password", level=settings.methods["password"].level, amr=["pwd"]
+            )
+        error, status = outcome
     elif request.method == "POST":
-        error = _("Please fill in your username and password.")
-    status = 400 if error else 200
-    return render_template("login/password.html", form=form, tx_id=tx_id, error=error,
-                           service_name=settings.service_name), status
+        error, status = _("Please fill in your username and password."), 400
+    return render_template("login/password.html", error=error, **context), status
 
 
-def complete_login(account: Account, *, level: str, methods: list[str], amr: list[str], tx_id: str, method: str):
-    """The one way every login method ends: a new SSO session, an audit record, then onward.
+def check_password(username: str, password: str, tx: dict | None) -> Account | tuple[str, int]:
+    """The account, or (message, status): the same for unknown users and wrong passwords."""
+    s = otp.settings()
+    key = f"password:{normalize_username(username)}"[:200]
+    client_id = tx["client_id"] if tx else None
+    now = otp.now()
+    try:
+        number = lockout.attempt(key, s.password_policy, now)
+    except lockout.Locked as exc:
+        audit.record("login", "failure", client_id=client_id, method="password", reason="locked")
+        return locked_message(exc.retry_after), 429
+    account = authenticate_password(username, password)
+    if account is None:
+        locked_for = lockout.failed(key, s.password_policy, now, number)
+        audit.record("login", "failure", client_id=client_id, method="password", reason="password")
+        if locked_for:
+            audit.record("lockout", "failure", method="password", seconds=locked_for)
+            return locked_message(locked_for), 429
+        return _("The username or password is not correct."), 400
+    lockout.succeeded(key, now)
+    return account
 
-    Onward is the relying party's authorization request (or the account page
-    when the login did not come from one).
+
+def locked_message(retry_after: int) -> str:
+    n = minutes(retry_after)
+    return ngettext(
+        "Too many failed attempts. Try again in %(num)d minute, or log in with itsme or your eID card.",
+        "Too many failed attempts. Try again in %(num)d minutes, or log in with itsme or your eID card.",
+        n,
+    )
+
+
+def start_second_factor(account: Account, *, tx_id: str, method: str, level: str, amr: list[str]):
+    """The first factor succeeded: on to the SMS code (or the authenticator app).
+
+    Other first factors (the contract number) can use this too. An account
+    with neither a verified mobile number nor an authenticator app completes a
+    single-factor login (level ``low``) and must then add and confirm a number.
     """
+    session.regenerate()
+    if not account.phone_verified and not account.totp_secret:
+        return complete_login(
+            account, level="low", methods=[method], amr=list(amr), tx_id=tx_id, method=method
+        )
+    pending = {
+        "account": account.id,
+        "at": int(time.time()),
+        "stage": "second_factor",
+        "binding": secrets.token_urlsafe(16),
+        "first": {"method": method, "level": level, "amr": list(amr)},
+        "error": None,
+    }
+    if account.phone_verified and account.phone:
+        pending["error"] = send_login_code(account, pending["binding"])
+        save_pending(tx_id, pending)
+        return redirect(url_for("login.code", tx_id=tx_id), 303)
+    save_pending(tx_id, pending)
+    return redirect(url_for("login.app_code", tx_id=tx_id), 303)
+
+
+def send_login_code(account: Account, binding: str) -> str | None:
+    """Send the login code; the error code when it could not be sent."""
+    try:
+        otp.send_code(
+            purpose="login",
+            binding=binding,
+            phone=account.phone,
+            account_id=account.id,
+            lang=account.locale or str(get_locale()),
+        )
+    except otp.OtpError as exc:
+        return exc.code
+    return None
+
+
+def send_error_message(code: str | None, retry_after: int | None = None) -> str | None:
+    messages = {
+        "delivery_refused": _(
+            "We could not send an SMS to your number. Please log in with itsme, your eID "
+            "card or your authenticator app, or contact us."
+        ),
+        "delivery_unavailable": _(
+            "The SMS service is not answering right now. Ask for a new code in a moment, "
+            "or log in with itsme, your eID card or your authenticator app."
+        ),
+        "cap_reached": _(
+            "We have sent too many codes for now. Please try again later, or log in with itsme, "
+            "your eID card or your authenticator app."
+        ),
+        "too_many_resends": _(
+            "You cannot ask for more codes for this login. Start again, or log in with itsme, "
+            "your eID card or your authenticator app."
+        ),
+        "resend_too_soon": _("Please wait a little before asking for a new code."),
+    }
+    return messages.get(code) if code else None
+
+
+@bp.route("/<tx_id>/code", methods=["GET", "POST"])
+def code(tx_id: str):
+    tx, ok = load_tx(tx_id)
+    pending = get_pending(tx_id)
+    account = pending_account(pending)
+    if not ok or account is None or pending["stage"] != "second_factor":
+        return expired_page()
+    form = CodeForm()
+    error, status = send_error_message(pending.get("error")), 200
+    if error:
+        pending["error"] = None
+        save_pending(tx_id, pending)
+    if form.validate_on_submit():
+        if throttled("code"):
+            error, status = _("Too many attempts from your network. Please wait a minute and try again."), 429
+        else:
+            try:
+                otp.check_code(
+                    purpose="login", binding=pending["binding"], code=form.code.data, account_id=account.id
+                )
+            except otp.OtpError as exc:
+                error, status = code_error(exc.code, exc.retry_after), (429 if exc.code == "locked" else 400)
+            else:
+                return second_factor_done(account, tx_id, pending, "sms")
+    elif request.method == "POST":
+        error, status = _("Please type the code from the SMS."), 400
+    wait = otp.resend_wait("login", pending["binding"])
+    return render_template(
+        "login/code.html",
+        form=form,
+        tx_id=tx_id,
+        error=error,
+        phone=mask_phone(account.phone or ""),
+        resend_wait=wait,
+        resends_left=otp.resends_left("login", pending["binding"]),
+        has_app=bool(account.totp_secret),
+        alternatives=alternatives(tx, tx_id),
+        ttl_minutes=minutes(otp.settings().code_ttl),
+    ), status
+
+
+def code_error(code: str, retry_after: int | None) -> str:
+    if code == "locked":
+        return locked_message(retry_after or 60)
+    # Wrong and expired codes get the same answer.
+    return _("This code is not correct or no longer valid. Check the SMS or ask for a new code.")
+
+
+@bp.route("/<tx_id>/code/resend", methods=["POST"])
+def resend(tx_id: str):
+    pending = get_pending(tx_id)
+    account = pending_account(pending)
+    form = FlaskForm()
+    if account is None or pending["stage"] != "second_factor" or not form.validate_on_submit():
+        return expired_page()
+    if not account.phone_verified:
+        return redirect(url_for("login.app_code", tx_id=tx_id), 303)
+    pending["error"] = send_login_code(account, pending["binding"])
+    save_pending(tx_id, pending)
+    return redirect(url_for("login.code", tx_id=tx_id), 303)
+
+
+@bp.route("/<tx_id>/app", methods=["GET", "POST"])
+def app_code(tx_id: str):
+    tx, ok = load_tx(tx_id)
+    pending = get_pending(tx_id)
+    account = pending_account(pending)
+    if not ok or account is None or pending["stage"] != "second_factor" or not account.totp_secret:
+        return expired_page()
+    form = CodeForm()
+    error, status = None, 200
+    if form.validate_on_submit():
+        if throttled("code"):
+            error, status = _("Too many attempts from your network. Please wait a minute and try again."), 429
+        else:
+            try:
+                totp.verify(account, form.code.data)
+            except totp.TotpError as exc:
+                if exc.code == "locked":
+                    error, status = locked_message(exc.retry_after or 60), 429
+                else:
+                    error, status = _("This code is not correct. Type the code your app shows now."), 400
+            else:
+                return second_factor_done(account, tx_id, pending, "totp")
+    elif request.method == "POST":
+        error, status = _("Please type the code from your authenticator app."), 400
+    return render_template(
+        "login/app.html",
+        form=form,
+        tx_id=tx_id,
+        error=error,
+        has_phone=bool(account.phone_verified and account.phone),
+        alternatives=alternatives(tx, tx_id),
+    ), status
+
+
+def second_factor_done(account: Account, tx_id: str, pending: dict, factor: str):
+    first = pending["first"]
+    drop_pending(tx_id)
+    amr = [*first["amr"], "sms" if factor == "sms" else "otp", "mfa"]
+    return complete_login(
+        account,
+        level=first["level"],
+        methods=[first["method"], factor],
+        amr=amr,
+        tx_id=tx_id,
+        method=first["method"],
+    )
+
+
+# ---------------------------------------------------------------------------
+# The end of every login
+# ---------------------------------------------------------------------------
+
+
+def complete_login(
+    account: Account, *, level: str, methods: list[str], amr: list[str], tx_id: str, method: str
+):
+    """The one way every login method ends: required actions, a new SSO session, an audit record, onward.
+
+    While the account has required actions (:mod:`idp.actions`) the login is
+    held in the session, bound to the transaction, and no SSO session exists,
+    so the authorization cannot go on; the last action calls :func:`finish_login`.
+    """
+    session.regenerate()
+    todo = actions.required(account)
+    if todo:
+        save_pending(
+            tx_id,
+            {
+                "account": account.id,
+                "at": int(time.time()),
+                "stage": "actions",
+                "binding": secrets.token_urlsafe(16),
+                "final": {"level": level, "methods": list(methods), "amr": list(amr), "method": method},
+            },
+        )
+        audit.record("required_actions", account_id=account.id, method=method, actions=todo)
+        return redirect(url_for("actions.next_action", tx_id=tx_id), 303)
+    return finish_login(account, level=level, methods=methods, amr=amr, tx_id=tx_id, method=method)
+
+
+def finish_login(
+    account: Account, *, level: str, methods: list[str], amr: list[str], tx_id: str, method: str
+):
     tx = get_transaction(tx_id) if tx_id != NO_TX else None
+    drop_pending(tx_id)
     start_sso(account, level=level, methods=methods, amr=amr)
-    audit.record("login", account_id=account.id, client_id=tx["client_id"] if tx else None, method=method,
-                 level=level)
-    return redirect(login_completed(tx_id) if tx else url_for("account.home"), 303)
+    audit.record(
+        "login", account_id=account.id, client_id=tx["client_id"] if tx else None, method=method, level=level
+    )
+    if tx:
+        return redirect(login_completed(tx_id), 303)
+    after = session.pop("after_login", None)
+    if not (isinstance(after, str) and after.startswith("/") and not after.startswith("//")):
+        after = url_for("account.home")
+    return redirect(after, 303)
 
 
 def authenticate_password(username: str, password: str) -> Account | None:
@@ -149,6 +508,7 @@ def authenticate_password(username: str, password: str) -> Account | None:
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    actions.init_app(app)
 
     @app.context_processor
     def _service():

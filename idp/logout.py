@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, session
 from flask_babel import gettext as _
@@ -38,6 +39,22 @@ class EndSession(EndSessionEndpoint):
 
     def get_algorithms(self):
         return [current_app.extensions["idp.settings"].signing_algorithm]
+
+    def _validate_id_token_hint(self, id_token_hint: str) -> dict:
+        """Only an ID token we issued (RP-Initiated Logout 1.0 section 2), expired or not.
+
+        Authlib checks the signature against our keys; we also require our
+        issuer, the key's own algorithm and ``typ: JWT``, so an access token or
+        a logout token signed by the same key is not taken for an ID token
+        (RFC 8725 section 3.11).
+        """
+        try:
+            claims = current_app.extensions["idp.keys"].verify_hint(id_token_hint)
+        except Exception:  # noqa: BLE001 - any failure: not an ID token of ours
+            raise InvalidRequestError("id_token_hint is not an ID token from this provider") from None
+        if not isinstance(claims.get("sub"), str) or "aud" not in claims:
+            raise InvalidRequestError("id_token_hint is not an ID token from this provider")
+        return claims
 
     def end_session(self, end_session_request) -> None:
         sso = current_sso()
@@ -108,6 +125,12 @@ def logout():
     client_id = request.values.get("client_id")
     if client_id and req.client is None:
         return render_template("error.html", title=_("Logout"), message=_("Unknown application.")), 400
+    sso = current_sso()
+    if req.id_token_claims and sso is not None and req.id_token_claims.get("sub") != sso[1].sub:
+        # The hint names someone else than the person logged in on this browser: an
+        # application must not end another person's session, nor be sent back to.
+        return render_template("error.html", title=_("Logout"),
+                               message=_("This logout request is for another account. You are still logged in.")), 400
     if request.values.get("post_logout_redirect_uri") and not req.redirect_uri:
         # Not registered, altered, or without a hint to prove it: log out, never redirect.
         server.create_endpoint_response("end_session", req)

@@ -26,12 +26,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, grants
+from authlib.oauth2.rfc6749 import InvalidClientError, InvalidGrantError, InvalidRequestError, grants
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Flask, current_app
+from flask import request as flask_request
+from joserfc.errors import JoseError
 from sqlalchemy import select, update
 
 from . import claims as claims_mod
@@ -196,7 +198,8 @@ class IdTokenExtension:
 # Grants
 # ---------------------------------------------------------------------------
 
-NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+REPLAYED = "authorization_code_replayed"
+NO_STORE = [("Content-Type", "application/json"), ("Cache-Control", "no-store"), ("Pragma", "no-cache")]
 ALL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 
 
@@ -280,7 +283,7 @@ class CodeGrant(grants.AuthorizationCodeGrant):
         if claimed != 1:
             if row.used_at is not None:
                 # A second redemption: whoever holds this code is not to be trusted.
-                revoke_grant(row.grant_id, "authorization_code_replayed")
+                revoke_grant(row.grant_id, REPLAYED)
                 db.session.commit()
             return None
         return row
@@ -290,8 +293,13 @@ class CodeGrant(grants.AuthorizationCodeGrant):
 
     def authenticate_user(self, authorization_code):
         grant = db.session.get(Grant, authorization_code.grant_id)
-        if grant is None or grant.revoked_at is not None:
+        if grant is None:
             return None
+        if grant.revoked_at is not None and grant.revoked_reason != REPLAYED:
+            return None  # e.g. logged out since: no tokens
+        # Revoked for a replay: a concurrent redemption lost the claim after ours and
+        # revoked the grant. Ours is still the one redemption and is answered, with
+        # tokens born revoked, exactly as if the replay had come a moment later.
         account = db.session.get(Account, grant.account_id)
         if account is None or account.status != "active":
             return None
@@ -318,25 +326,40 @@ class RefreshGrant(grants.RefreshTokenGrant):
             raise InvalidGrantError()  # bound to the client it was issued to
         if grant.revoked_at is not None or row.revoked_at is not None or row.expires_at < now:
             raise InvalidGrantError()
-        if client.is_public:
+        if client.is_public and row.used_at is not None:
+            self._reused(grant)
+        self.INCLUDE_NEW_REFRESH_TOKEN = client.is_public
+        return _RefreshView(row, grant)
+
+    def validate_token_request(self):
+        """Authlib's checks (client, token, scope), then a public client's token is rotated.
+
+        The token is claimed atomically only once the request is otherwise valid,
+        so a request refused for its scope does not use it up; of two concurrent
+        uses exactly one claims it and the other revokes the family.
+        """
+        super().validate_token_request()
+        view: _RefreshView = self.request.refresh_token
+        if self.request.client.is_public:
             claimed = db.session.execute(
                 update(RefreshToken)
-                .where(RefreshToken.token_hash == h, RefreshToken.used_at.is_(None))
-                .values(used_at=now)
+                .where(RefreshToken.token_hash == view.row.token_hash, RefreshToken.used_at.is_(None))
+                .values(used_at=_now())
             ).rowcount
             db.session.commit()
             if claimed != 1:
-                revoke_grant(grant.id, "refresh_token_reused")
-                db.session.commit()
-                raise InvalidGrantError("Refresh token reused: the session's tokens were revoked.")
-        self.INCLUDE_NEW_REFRESH_TOKEN = client.is_public
-        row.grant = grant
-        return _RefreshView(row, grant)
+                self._reused(view.grant)
+
+    @staticmethod
+    def _reused(grant: Grant):
+        revoke_grant(grant.id, "refresh_token_reused")
+        db.session.commit()
+        raise InvalidGrantError("Refresh token reused: the session's tokens were revoked.")
 
     def authenticate_user(self, refresh_token):
         account = db.session.get(Account, refresh_token.grant.account_id)
         if account is None or account.status != "active":
-            return None
+            raise InvalidGrantError("The account is no longer active.")
         return TokenUser(account=account, grant=refresh_token.grant)
 
     def revoke_old_credential(self, refresh_token) -> None:
@@ -365,13 +388,24 @@ class ClientAssertion(JWTBearerClientAssertion):
         return [issuer + "/token", issuer]
 
     def validate_jti(self, claims, jti):
+        """Each assertion once (RFC 7523 section 3): remembered until it expires."""
         kv = current_app.extensions["idp.kv"]
-        return kv.add(f"jti:{claims['sub']}:{digest(str(jti))}", b"1", 600)
+        exp = claims.get("exp")
+        ttl = max(60, min(int(exp) - _now() + self.leeway, 86400)) if isinstance(exp, int) else 600
+        return kv.add(f"jti:{claims['sub']}:{digest(str(jti))}", b"1", ttl)
 
     def resolve_client_public_key(self, client):
         from joserfc.jwk import KeySet
 
-        return KeySet.import_key_set(client.settings.jwks or {"keys": []})
+        # A client registered for another method has no keys: refuse it here, before
+        # any key import, rather than after checking a signature it cannot have made.
+        if client.settings.token_endpoint_auth_method != self.CLIENT_AUTH_METHOD or not client.settings.jwks:
+            raise InvalidClientError(description="The client does not authenticate with private_key_jwt.")
+        try:
+            return KeySet.import_key_set(client.settings.jwks)
+        except (ValueError, JoseError):
+            log.error("client %s has an unusable jwks_file", client.client_id)
+            raise InvalidClientError(description="The client's keys cannot be used.") from None
 
 
 # ---------------------------------------------------------------------------
@@ -434,10 +468,21 @@ def token_is_active(ref: _TokenRef, now: int | None = None) -> bool:
     return True
 
 
+def _check_token_param(request) -> None:
+    """``token`` is required; a hint we do not know is ignored (RFC 7009 section 2.1,
+    RFC 7662 section 2.1), where Authlib answers 401 ``unsupported_token_type``."""
+    token = request.form.get("token")
+    if not isinstance(token, str) or "token" not in request.form:
+        raise InvalidRequestError("Missing 'token' in request.")
+
+
 class Revocation(RevocationEndpoint):
     """RFC 7009: revoking a refresh token ends its grant; unknown tokens get 200."""
 
     CLIENT_AUTH_METHODS = ALL_AUTH_METHODS
+
+    def check_params(self, request, client):
+        _check_token_param(request)
 
     def query_token(self, token_string, token_type_hint):
         return find_token(token_string, token_type_hint)
@@ -458,6 +503,9 @@ class Introspection(IntrospectionEndpoint):
 
     def query_token(self, token_string, token_type_hint):
         return find_token(token_string, token_type_hint)
+
+    def check_params(self, request, client):
+        _check_token_param(request)
 
     def check_permission(self, token, client, request):
         return token.client_id == client.client_id
@@ -514,12 +562,33 @@ class Server(AuthorizationServer):
     def get_error_uri(self, request, error):
         return None
 
+    def create_token_response(self, request=None):
+        duplicated = _duplicated_parameter()
+        if duplicated:
+            return self.handle_error_response(None, InvalidRequestError(f"parameter {duplicated} given more than once"))
+        return super().create_token_response(request)
+
+    def create_endpoint_response(self, name, request=None):
+        duplicated = _duplicated_parameter() if name in ("revocation", "introspection") else None
+        if duplicated:
+            return self.handle_error_response(None, InvalidRequestError(f"parameter {duplicated} given more than once"))
+        return super().create_endpoint_response(name, request)
+
     def handle_response(self, status_code, payload, headers):
         response = super().handle_response(status_code, payload, headers)
         if response.mimetype == "application/json":
             response.headers["Cache-Control"] = "no-store"
             response.headers["Pragma"] = "no-cache"
         return response
+
+
+def _duplicated_parameter() -> str | None:
+    """RFC 6749 section 3.2: request parameters MUST NOT be included more than once."""
+    form = flask_request.form
+    for key in form:
+        if len(form.getlist(key)) > 1:
+            return key
+    return None
 
 
 def init_app(app: Flask) -> Server:

@@ -232,8 +232,14 @@ def send_code(*, purpose: str, binding: str, phone: str, account_id: int | None,
     t = now()
 
     def refuse(code: str, reason: str, retry_after: int | None = None, to: str | None = None):
-        audit.record("code_send_failed", "failure", account_id=account_id, purpose=purpose, reason=reason,
-                     to=mask_phone(to) if to else None)
+        audit.record(
+            "code_send_failed",
+            "failure",
+            account_id=account_id,
+            purpose=purpose,
+            reason=reason,
+            to=mask_phone(to) if to else None,
+        )
         return OtpError(code, retry_after, reason)
 
     try:
@@ -258,8 +264,13 @@ def send_code(*, purpose: str, binding: str, phone: str, account_id: int | None,
         raise refuse("cap_reached", cap, to=number)
 
     code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
-    record = {"h": _hash(purpose, binding, code), "exp": t + s.code_ttl, "sent": t, "acct": account_id,
-              "n": sends}
+    record = {
+        "h": _hash(purpose, binding, code),
+        "exp": t + s.code_ttl,
+        "sent": t,
+        "acct": account_id,
+        "n": sends,
+    }
     kv.set(_code_key(purpose, binding), json.dumps(record).encode(), s.code_ttl + s.resend_after + 60)
     try:
         current_app.extensions["idp.sms"].send(number, sms_text(purpose, code, lang))
@@ -280,7 +291,9 @@ def _over_cap(kv, caps: Caps, t: int, account_id: int | None, number: str) -> st
     day, hour = t // DAY, t // HOUR
     checks = []
     if account_id is not None:
-        checks.append(("per_account_per_day", f"otp:cap:acct:{account_id}:{day}", DAY, caps.per_account_per_day))
+        checks.append(
+            ("per_account_per_day", f"otp:cap:acct:{account_id}:{day}", DAY, caps.per_account_per_day)
+        )
     checks.append(("per_number_per_day", f"otp:cap:num:{number}:{day}", DAY, caps.per_number_per_day))
     ip = _client_ip()
     if ip:

@@ -406,6 +406,7 @@ def load_settings(
     connector_data = data.get("connectors") if isinstance(data.get("connectors"), dict) else {}
     methods = _read_methods(root, {k for k in connector_data if k in LOGIN_METHODS})
     passwords, sms, mail, connectors = _read_services(root, inst, production)
+    _check_eid_origin(root, issuer, connectors)
 
     demo = root.table("demo")
     demo_enabled = demo.bool("enabled", not production)
@@ -511,6 +512,20 @@ def _read_services(root: ConfigTable, inst: Path, production: bool):
             )
     ctable.finish()
     return passwords, sms, mail, connectors
+
+
+def _check_eid_origin(root: ConfigTable, issuer: str | None, connectors: dict) -> None:
+    """The card signs the login page's origin, which is the issuer's: it must be allowed."""
+    eid = connectors.get("eid")
+    if eid is None or not issuer:
+        return
+    parts = urlsplit(issuer)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    if origin not in eid.allowed_origins:
+        root.error(
+            "connectors.eid.allowed_origins",
+            f"must include the provider's own origin {origin!r} (from provider.issuer)",
+        )
 
 
 # Feature tables read by the module that owns them: name -> "module:Class" with a

@@ -49,12 +49,15 @@ def userinfo():
     grant = db.session.get(Grant, row.grant_id) if row is not None else None
     if row is None or row.revoked_at is not None or grant is None or grant.revoked_at is not None:
         return bearer_error("invalid_token", "The access token was revoked.", 401)
-    if "openid" not in (grant.scope or "").split():
+    # The token's own scope: a refresh may have narrowed it below the grant's.
+    granted = set((grant.scope or "").split())
+    scope = " ".join(s for s in str(claims.get("scope") or "").split() if s in granted)
+    if "openid" not in scope.split():
         return bearer_error("insufficient_scope", "The openid scope is required.", 403)
     account = db.session.get(Account, grant.account_id)
     if account is None or account.status != "active":
         return bearer_error("invalid_token", "The account is no longer active.", 401)
-    response = jsonify(userinfo_claims(account, grant.scope, grant.claims))
+    response = jsonify(userinfo_claims(account, scope, grant.claims))
     response.headers["Cache-Control"] = "no-store"
     return response
 

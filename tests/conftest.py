@@ -115,20 +115,25 @@ def sqlite_template(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def postgres_url(worker_id):
+def postgres_url(request, worker_id):
+    """A database of this test run's own (unique per run and xdist worker), dropped at the end."""
     base = os.environ.get("IDP_TEST_DATABASE_URL")
     if not base:
-        return None
-    name = f"idp_test_{worker_id}".replace("-", "_")
+        yield None
+        return
+    run = getattr(request.config, "workerinput", {}).get("testrunuid") or secrets.token_hex(4)
+    name = f"idp_test_{run[:8]}_{worker_id}".replace("-", "_")
     engine = sa.create_engine(
         base.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
     )
     with engine.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
     parts = urlsplit(base)
-    return parts._replace(path="/" + name).geturl()
+    yield parts._replace(path="/" + name).geturl()
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -248,6 +253,12 @@ def live_server(make_app):
 PASSWORD = "correct horse battery staple"
 
 
+def ready(app, sub: str) -> None:
+    from tests.support.sms_login import ready as mark_ready
+
+    mark_ready(app, sub)
+
+
 @pytest.fixture
 def make_user(app):
     def factory(username="alice", password=PASSWORD, **kwargs):
@@ -259,7 +270,9 @@ def make_user(app):
         kwargs.setdefault("family_name", "Martin")
         with app.app_context():
             account = create_local_account(username, password=password, **kwargs)
-            return account.sub
+            sub = account.sub
+        ready(app, sub)  # accepted the current terms: no required action waits
+        return sub
 
     return factory
 
@@ -307,15 +320,32 @@ def csrf_from(html: str) -> str:
     return m.group(1)
 
 
-def login_with_password(client, location: str, username="alice", password=PASSWORD):
-    """Follow a /login/<tx> redirect through the password page; returns the response after it."""
+def login_with_password(client, location: str, username="alice", password=PASSWORD, number="+32470123456"):
+    """Follow a /login/<tx> redirect through the password page and the SMS code page.
+
+    Returns the response after the last step (a 303 onward when the login succeeded).
+    """
+    from flask import current_app
+
+    from tests.support.sms_login import last_code
+
     tx_path = urlsplit(location).path
     page = client.get(tx_path + "/password")
     assert page.status_code == 200, page.data
     token = csrf_from(page.get_data(as_text=True))
-    return client.post(
+    resp = client.post(
         tx_path + "/password", data={"csrf_token": token, "username": username, "password": password}
     )
+    if resp.status_code == 303 and urlsplit(resp.location).path.endswith("/code"):
+        code_path = urlsplit(resp.location).path
+        page = client.get(code_path)
+        assert page.status_code == 200, page.data
+        app = client.application if hasattr(client, "application") else current_app
+        resp = client.post(
+            code_path,
+            data={"csrf_token": csrf_from(page.get_data(as_text=True)), "code": last_code(app, number)},
+        )
+    return resp
 
 
 def get_code(client, params, username="alice", password=PASSWORD):

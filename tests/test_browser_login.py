@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, ready
 from tests.support.browser import chromium, page  # noqa: F401
+from tests.support.sms_login import last_code
 
 pytestmark = pytest.mark.browser
 
@@ -15,20 +16,25 @@ def test_demo_relying_party_logs_in_with_password_in_a_real_browser(live_server,
     with server.app.app_context():
         from idp.accounts import create_local_account
 
-        create_local_account(
+        sub = create_local_account(
             "alice",
             password=PASSWORD,
             email="alice@example.com",
             phone="+32470123456",
             given_name="Alice",
             family_name="Martin",
-        )
+        ).sub
+    ready(server.app, sub)
     page.goto(server.url + "/demo/")
     page.click("#demo-login")
     page.wait_for_url("**/login/**")
     page.click("a[href$='/password']")
     page.fill("#username", "alice")
     page.fill("#password", PASSWORD)
+    page.click("button[type=submit].primary")
+    page.wait_for_url("**/code")
+    assert page.get_attribute("input[name=code]", "autocomplete") == "one-time-code"
+    page.fill("input[name=code]", last_code(server.app))
     page.click("button[type=submit].primary")
     page.wait_for_url("**/demo/")
     claims = json.loads(page.text_content("#id-token-claims"))

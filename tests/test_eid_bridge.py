@@ -227,6 +227,8 @@ def test_cancelled_prompt_is_reported(bridge, http, pin):
         (b'{"challenge": "' + new_challenge().encode() + b'"}', "text/plain"),
         (b"[]", "application/json"),
     ],
+    # stable ids: xdist workers must collect the same names
+    ids=["not-json", "no-challenge", "short-challenge", "not-json-content-type", "json-array"],
 )
 def test_bad_requests_are_refused_before_the_card_is_touched(bridge, http, pin, body, content_type):
     pin.write_text("CANCEL\n")  # a prompt would answer pin_cancelled

@@ -31,15 +31,29 @@ def itsme_identity(sub="sub-1", national_number=NN, **claims) -> Identity:
         "address": {"street_address": "Rue de la Loi 16", "postal_code": "1000", "locality": "Bruxelles"},
     }
     base.update(claims)
-    return Identity(method="itsme", issuer=ITSME, subject=sub, level="high", amr=("mfa", "hwk", "pin"),
-                    claims={k: v for k, v in base.items() if v is not None}, national_number=national_number,
-                    card_number="591123456789")
+    return Identity(
+        method="itsme",
+        issuer=ITSME,
+        subject=sub,
+        level="high",
+        amr=("mfa", "hwk", "pin"),
+        claims={k: v for k, v in base.items() if v is not None},
+        national_number=national_number,
+        card_number="591123456789",
+    )
 
 
 def eid_identity(card="592000111222", national_number=NN) -> Identity:
-    return Identity(method="eid", issuer=EID, subject=card, level="high", amr=("hwk", "pin", "sc"),
-                    claims={"given_name": "Marie", "family_name": "Dupont", "birthdate": "1985-07-30"},
-                    national_number=national_number, card_number=card)
+    return Identity(
+        method="eid",
+        issuer=EID,
+        subject=card,
+        level="high",
+        amr=("hwk", "pin", "sc"),
+        claims={"given_name": "Marie", "family_name": "Dupont", "birthdate": "1985-07-30"},
+        national_number=national_number,
+        card_number=card,
+    )
 
 
 @pytest.fixture
@@ -53,7 +67,9 @@ def count(model) -> int:
 
 
 def links_of(account: Account) -> list[FederatedIdentity]:
-    return list(db.session.scalars(select(FederatedIdentity).where(FederatedIdentity.account_id == account.id)))
+    return list(
+        db.session.scalars(select(FederatedIdentity).where(FederatedIdentity.account_id == account.id))
+    )
 
 
 def events(name: str) -> list[AuditEvent]:
@@ -115,7 +131,10 @@ def test_new_eid_card_relinks_and_the_card_number_is_stored_only_as_a_keyed_hash
     second = resolve_identity(eid_identity(card="592000333444"), register=False)
     assert second.id == first.id
     subjects = {link.subject for link in links_of(first)}
-    assert subjects == {"card-hmac:" + card_number_hash("592000111222"), "card-hmac:" + card_number_hash("592000333444")}
+    assert subjects == {
+        "card-hmac:" + card_number_hash("592000111222"),
+        "card-hmac:" + card_number_hash("592000333444"),
+    }
 
 
 def test_eid_and_itsme_of_the_same_person_share_one_account(ctx):
@@ -196,7 +215,11 @@ def test_unknown_person_gets_an_account_when_registration_is_allowed(ctx):
     account = resolve_identity(itsme_identity(), register=True)
     assert account.status == "active" and account.customer_id is None
     assert account.national_number_hash == national_number_hash(NN)
-    assert account.address == {"street_address": "Rue de la Loi 16", "postal_code": "1000", "locality": "Bruxelles"}
+    assert account.address == {
+        "street_address": "Rue de la Loi 16",
+        "postal_code": "1000",
+        "locality": "Bruxelles",
+    }
     # itsme never verifies e-mail addresses; its phone numbers are verified
     assert account.email == "marie.dupont@example.be" and not account.email_verified
     assert account.phone == "+32470123456" and account.phone_verified
@@ -246,8 +269,9 @@ def test_matching_email_and_phone_do_not_link_an_account(ctx, make_user):
 
 
 def test_profile_is_completed_but_never_overwritten(ctx, make_user):
-    make_user("marie", email="marie@example.com", phone="+32470999888", given_name="Marie-Claire",
-              family_name=None)
+    make_user(
+        "marie", email="marie@example.com", phone="+32470999888", given_name="Marie-Claire", family_name=None
+    )
     account = db.session.scalar(select(Account).where(Account.username_norm == "marie"))
     account.national_number_hash = national_number_hash(NN)
     db.session.commit()
@@ -283,12 +307,22 @@ def test_simultaneous_first_logins_of_one_person_end_in_one_account(app, monkeyp
         return result
 
     monkeypatch.setattr(federation, "_find_or_create", find_or_create_then_wait)
+    attempts = []
+    original_resolve = federation._resolve
+
+    def counting_resolve(*args, **kwargs):
+        attempts.append(1)
+        return original_resolve(*args, **kwargs)
+
+    monkeypatch.setattr(federation, "_resolve", counting_resolve)
     results, errors = [], []
 
     def login():
         with app.app_context():
             try:
-                results.append(resolve_identity(itsme_identity(national_number=national_number), register=True).id)
+                results.append(
+                    resolve_identity(itsme_identity(national_number=national_number), register=True).id
+                )
             except Exception as exc:  # noqa: BLE001 - reported below
                 errors.append(exc)
 
@@ -299,6 +333,7 @@ def test_simultaneous_first_logins_of_one_person_end_in_one_account(app, monkeyp
         t.join(30)
     assert not errors, errors
     assert len(results) == 2 and results[0] == results[1]
+    assert len(attempts) == 3  # the loser's insert was refused, rolled back and resolved again
     with app.app_context():
         assert count(Account) == 1 and count(FederatedIdentity) == 1
         assert len(events("federation.create")) == 1

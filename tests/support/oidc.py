@@ -13,12 +13,13 @@ import base64
 import json
 import secrets
 import time
+from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from tests.conftest import PORTAL_SECRET, authorize_params, exchange, get_code
+from tests.conftest import PASSWORD, PORTAL_SECRET, authorize_params, exchange, query_of
 
 APP_REDIRECT = "be.example.app:/callback"
 PARTNER_REDIRECT = "https://partner.example.net/cb"
@@ -50,6 +51,97 @@ def unverified(token: str) -> tuple[dict, dict]:
         return json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
 
     return part(0), part(1)
+
+
+def last_sms_code(app, phone: str | None = None) -> str:
+    """The newest one-time code sent through the development outbox."""
+    import re
+
+    path = app.extensions["idp.settings"].sms.outbox
+    for line in reversed(path.read_text().splitlines()):
+        record = json.loads(line)
+        text = json.dumps(record)
+        if phone and phone not in text:
+            continue
+        match = re.search(r"\b(\d{6,8})\b", record.get("text") or record.get("body") or text)
+        if match:
+            return match.group(1)
+    raise AssertionError("no code in the outbox")
+
+
+class _Forms(HTMLParser):
+    """The POST forms of a page: action, inputs and the first submit button."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[dict] = []
+        self._current: dict | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = {k: (v or "") for k, v in attrs}
+        if tag == "form" and a.get("method", "get").lower() == "post":
+            self._current = {"action": a.get("action", ""), "fields": {}, "checkboxes": {}, "button": None}
+            self.forms.append(self._current)
+        elif self._current is not None and tag in ("input", "button") and a.get("name"):
+            kind = a.get("type", "text" if tag == "input" else "submit").lower()
+            if kind == "checkbox":
+                self._current["checkboxes"][a["name"]] = a.get("value") or "y"
+            elif kind == "submit":
+                if self._current["button"] is None:
+                    self._current["button"] = (a["name"], a.get("value", ""))
+            else:
+                self._current["fields"][a["name"]] = a.get("value", "")
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self._current = None
+
+
+def fill_form(client, path: str, page, **values):
+    """Submit the page's own form (not the language picker) as a person would: hidden fields
+    kept, boxes ticked, ``values`` typed in, the first button pressed."""
+    parser = _Forms()
+    parser.feed(page.get_data(as_text=True))
+    forms = [f for f in parser.forms if not f["action"].startswith("/lang/") and f["action"] in ("", path)]
+    assert forms, f"no form on {path}"
+    form = forms[0]
+    data = {**form["fields"], **form["checkboxes"], **values}
+    if form["button"]:
+        data.setdefault(*form["button"])
+    return client.post(path, data=data)
+
+
+def login_pages(client, location: str, username: str = "alice", password: str = PASSWORD):
+    """Log in through the hosted pages from a /login/<tx> redirect: the password, then every
+    further step the login asks for (SMS code, required actions such as accepting the terms).
+    Returns the response that leaves the login pages."""
+    tx_path = urlsplit(location).path
+    page = client.get(tx_path + "/password")
+    assert page.status_code == 200, page.get_data(as_text=True)
+    resp = fill_form(client, tx_path + "/password", page, username=username, password=password)
+    for _ in range(12):
+        if resp.status_code not in (302, 303) or not urlsplit(resp.location).path.startswith(tx_path + "/"):
+            break
+        step = urlsplit(resp.location).path
+        page = client.get(step)
+        if page.status_code in (302, 303):
+            resp = page
+            continue
+        assert page.status_code == 200, page.get_data(as_text=True)
+        values = {"code": last_sms_code(client.application)} if step.endswith("/code") else {}
+        resp = fill_form(client, step, page, **values)
+    return resp
+
+
+def get_code(client, params: dict, username: str = "alice", password: str = PASSWORD) -> dict:
+    """The authorization request, logging in through the pages when asked; the redirect's query."""
+    resp = client.get("/authorize", query_string=params)
+    if resp.status_code == 302 and "/login/" in resp.location:
+        resp = login_pages(client, resp.location, username, password)
+        assert resp.status_code in (302, 303), resp.get_data(as_text=True)
+        resp = client.get(resp.location)
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    return query_of(resp.location)
 
 
 def portal_tokens(client, **extra) -> dict:

@@ -1,0 +1,449 @@
+"""Where a code exchange spends its time: cProfile of the provider's endpoints, in process.
+
+Usage (from the repository root)::
+
+    python bench/profile_token.py [--requests N] [--top K]
+
+Builds the same production-like provider as ``bench_endpoints.py`` (temporary
+PostgreSQL database, Redis db 14, the ``portal`` client), pre-creates ``N``
+authorization codes and redeems them through Flask's test client with the same
+headers the benchmark sends (no HTTP server: gunicorn and the socket are out of
+the picture, everything else is the real ``/token`` path). It prints
+
+* time per exchange and its split by library (exclusive time: SQLAlchemy,
+  psycopg, joserfc, cryptography, Authlib, Flask/Werkzeug, the provider...),
+* the cumulative time of the provider's own steps (file:function, % of the total),
+* database round trips per exchange (statements sent to PostgreSQL),
+* checks of the rules of issue 2: no Argon2 on client secrets, no PEM key
+  loaded per request, discovery and JWKS served without JSON serialisation,
+
+then the same bare RS256 signing as ``bare_app.py`` for comparison. The
+database and the temporary folder are removed at the end, also on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import cProfile
+import pstats
+import shutil
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_endpoints as bench  # noqa: E402 - the folder is put on the path just above
+
+LIBRARIES = (
+    ("sqlalchemy", "/sqlalchemy/"),
+    ("psycopg", "/psycopg"),
+    ("joserfc", "/joserfc/"),
+    ("cryptography", "/cryptography/"),
+    ("authlib", "/authlib/"),
+    ("flask_sqlalchemy", "/flask_sqlalchemy/"),
+    (
+        "flask/werkzeug/jinja/babel",
+        ("/flask/", "/werkzeug/", "/jinja2/", "/flask_babel/", "/babel/", "/flask_wtf/"),
+    ),
+    ("provider (idp/)", "/idp/"),
+    ("json", "/json/"),
+    ("logging", "/logging/"),
+)
+
+# The provider's own steps on the /token path (cumulative time).
+STEPS = (
+    ("idp/token.py", "token"),
+    ("idp/clients.py", "check_client_secret"),
+    ("idp/oauth.py", "query_authorization_code"),
+    ("idp/storage.py", "get_scope"),
+    ("idp/oauth.py", "authenticate_user"),
+    ("idp/oauth.py", "generate"),
+    ("idp/oauth.py", "access_token"),
+    ("idp/oauth.py", "save"),
+    ("idp/oauth.py", "process_token"),
+    ("idp/oauth.py", "id_token"),
+    ("idp/keys.py", "sign"),
+    ("idp/keys.py", "active"),
+    ("idp/keys.py", "refresh"),
+    ("idp/oauth.py", "handle_response"),
+    ("idp/sessions.py", "open_session"),
+    ("idp/sessions.py", "save_session"),
+    ("idp/security.py", "_headers"),
+    ("joserfc/jwt.py", "encode"),
+    ("RSAPrivateKey", "sign"),  # cryptography's RSA signature (a builtin)
+    ("sqlalchemy/orm/session.py", "commit"),
+    ("sqlalchemy/orm/session.py", "get"),
+    ("sqlalchemy/orm/session.py", "execute"),
+    ("sqlalchemy/orm/session.py", "flush"),
+    ("sqlalchemy/orm/session.py", "close"),
+    ("sqlalchemy/pool/base.py", "_do_ping_w_event"),
+    ("sqlalchemy/engine/default.py", "do_ping"),
+    ("psycopg/cursor.py", "execute"),
+    ("flask_sqlalchemy/session.py", "get_bind"),
+)
+
+
+def library_of(filename: str) -> str:
+    for name, marks in LIBRARIES:
+        for mark in (marks,) if isinstance(marks, str) else marks:
+            if mark in filename:
+                return name
+    return "builtins/other" if filename.startswith("~") or "<" in filename else "other Python"
+
+
+def find(stats: pstats.Stats, file_part: str, func: str) -> tuple[int, float, float]:
+    """(calls, tottime, cumtime) summed over functions named ``func`` in files containing ``file_part``."""
+    calls, tt, ct = 0, 0.0, 0.0
+    for (filename, _line, name), (_cc, nc, t, c, _callers) in stats.stats.items():
+        if filename == "~":  # a builtin, named like "<method 'sign' of '...RSAPrivateKey' objects>"
+            found = f"'{func}'" in name and file_part in name
+        else:
+            found = name == func and file_part in filename
+        if found:
+            calls, tt, ct = calls + nc, tt + t, ct + c
+    return calls, tt, ct
+
+
+def calls_matching(stats: pstats.Stats, *needles: str) -> int:
+    total = 0
+    for (filename, _line, name), (_cc, nc, *_rest) in stats.stats.items():
+        if any(n in f"{filename}:{name}" for n in needles):
+            total += nc
+    return total
+
+
+def profile(fn, n: int) -> tuple[pstats.Stats, float]:
+    prof = cProfile.Profile()
+    start = time.perf_counter()
+    prof.enable()
+    for _ in range(n):
+        fn()
+    prof.disable()
+    wall = time.perf_counter() - start
+    return pstats.Stats(prof), wall
+
+
+def print_library_split(stats: pstats.Stats, n: int) -> None:
+    per_lib: dict[str, float] = defaultdict(float)
+    for (filename, _line, _name), (_cc, _nc, tt, _ct, _callers) in stats.stats.items():
+        per_lib[library_of(filename)] += tt
+    total = sum(per_lib.values())
+    print(f"  exclusive time by library (profiled total {total / n * 1000:.2f} ms per request):")
+    for name, t in sorted(per_lib.items(), key=lambda kv: -kv[1]):
+        print(f"    {name:<28} {t / n * 1000:7.3f} ms  {t / total * 100:5.1f} %")
+
+
+def print_steps(stats: pstats.Stats, n: int, total: float) -> None:
+    print("  cumulative time of the steps (file:function  calls/request  ms/request  % of the exchange):")
+    for file_part, func in STEPS:
+        calls, _tt, ct = find(stats, file_part, func)
+        if calls:
+            print(
+                f"    {file_part}:{func:<26} {calls / n:5.1f}  {ct / n * 1000:7.3f} ms"
+                f"  {ct / total * 100:5.1f} %"
+            )
+
+
+def count_statements(app, fn, n: int) -> tuple[dict[str, float], list[str]]:
+    """Round trips to PostgreSQL per call of ``fn``, and the statements of the last call in order."""
+    from sqlalchemy import event
+
+    from idp.storage import db
+
+    counts: dict[str, int] = defaultdict(int)
+    last: list[str] = []
+
+    def before(_conn, _cursor, statement, _params, _context, _many):
+        counts[statement.split(None, 1)[0].upper()] += 1
+        last.append(" ".join(statement.split())[:150])
+
+    def begin(_conn):
+        counts["BEGIN"] += 1
+        last.append("BEGIN")
+
+    def commit(_conn):
+        counts["COMMIT"] += 1
+        last.append("COMMIT")
+
+    def rollback(_conn):
+        counts["ROLLBACK"] += 1
+        last.append("ROLLBACK")
+
+    def checkout(_dbapi_conn, _record, _proxy):
+        counts["pool checkout (pre-ping SELECT 1)"] += 1
+        last.append("pool checkout: pre-ping SELECT 1")
+
+    def reset(_dbapi_conn, _record, *_state):
+        counts["pool return (reset: ROLLBACK)"] += 1
+        last.append("pool return: reset (ROLLBACK)")
+
+    with app.app_context():
+        engine = db.engine
+    hooks = (
+        (engine, "before_cursor_execute", before),
+        (engine, "begin", begin),
+        (engine, "commit", commit),
+        (engine, "rollback", rollback),
+        (engine.pool, "checkout", checkout),
+        (engine.pool, "reset", reset),
+    )
+    for target, name, hook in hooks:
+        event.listen(target, name, hook)
+    try:
+        for _ in range(n):
+            last.clear()
+            fn()
+    finally:
+        for target, name, hook in hooks:
+            event.remove(target, name, hook)
+    return {k: v / n for k, v in sorted(counts.items())}, list(last)
+
+
+@contextlib.contextmanager
+def _variant(app, expire_on_commit: bool = True, pre_ping: bool = True, one_transaction: bool = False):
+    """Reconfigure the running app in this process only; the provider's files are untouched."""
+    from idp.oauth import CodeGrant
+    from idp.storage import db
+
+    with app.app_context():
+        engine = db.engine
+    factory = db.session.session_factory
+    originals = (CodeGrant.query_authorization_code, CodeGrant.authenticate_user)
+    factory.configure(expire_on_commit=expire_on_commit)
+    engine.pool._pre_ping = pre_ping
+    if one_transaction:
+        CodeGrant.query_authorization_code = _claim_returning(originals[0])
+        CodeGrant.authenticate_user = _authenticate_joined
+    try:
+        yield
+    finally:
+        factory.configure(expire_on_commit=True)
+        engine.pool._pre_ping = True
+        CodeGrant.query_authorization_code, CodeGrant.authenticate_user = originals
+
+
+def _claim_returning(original):
+    """Sketch of a cheaper claim: UPDATE ... RETURNING, committed with the tokens (one transaction)."""
+    from sqlalchemy import update
+
+    from idp.oauth import _now, digest
+    from idp.storage import AuthorizationCode, db
+
+    def query_authorization_code(self, code, client):
+        if not isinstance(code, str) or len(code) > 512:
+            return None
+        row = db.session.scalars(
+            update(AuthorizationCode)
+            .where(
+                AuthorizationCode.code_hash == digest(code),
+                AuthorizationCode.used_at.is_(None),
+                AuthorizationCode.client_id == client.client_id,
+                AuthorizationCode.expires_at >= _now(),
+            )
+            .values(used_at=_now())
+            .returning(AuthorizationCode),
+            execution_options={"synchronize_session": False},
+        ).one_or_none()
+        return row if row is not None else original(self, code, client)  # replay handling as today
+
+    return query_authorization_code
+
+
+def _authenticate_joined(self, authorization_code):
+    """Sketch: the grant and its account in one SELECT."""
+    from sqlalchemy import select
+
+    from idp.oauth import TokenUser
+    from idp.storage import Account, Grant, db
+
+    found = db.session.execute(
+        select(Grant, Account)
+        .join(Account, Account.id == Grant.account_id)
+        .where(
+            Grant.id == authorization_code.grant_id, Grant.revoked_at.is_(None), Account.status == "active"
+        )
+    ).one_or_none()
+    if found is None:
+        return None
+    return TokenUser(account=found[1], grant=found[0], nonce=authorization_code.nonce)
+
+
+def experiments(app, exchange, n: int, rounds: int = 3) -> None:
+    """Time the exchange (no profiler) with the session, pool and claim changed in this process only."""
+    variants = (
+        ("as configured", {}),
+        ("expire_on_commit=False", {"expire_on_commit": False}),
+        ("expire_on_commit=False, no pool_pre_ping", {"expire_on_commit": False, "pre_ping": False}),
+        ("expire_on_commit=False, one transaction*", {"expire_on_commit": False, "one_transaction": True}),
+    )
+    wall: dict[str, list[float]] = defaultdict(list)
+    cpu: dict[str, list[float]] = defaultdict(list)
+    trips: dict[str, float] = {}
+    for _ in range(rounds):  # interleaved: other load on the machine hits every variant alike
+        for label, options in variants:
+            with _variant(app, **options):
+                exchange()  # a first request with the new settings, untimed
+                start, start_cpu = time.perf_counter(), time.process_time()
+                for _ in range(n):
+                    exchange()
+                wall[label].append((time.perf_counter() - start) / n * 1000)
+                cpu[label].append((time.process_time() - start_cpu) / n * 1000)
+                if label not in trips:
+                    trips[label] = sum(count_statements(app, exchange, 10)[0].values())
+    print(
+        f"\n== what-if (in process, no profiler, median of {rounds} interleaved rounds of {n} exchanges;"
+        " wall includes PostgreSQL's work and its WAL flush at COMMIT, CPU is this process only)"
+    )
+    base = sorted(wall[variants[0][0]])[rounds // 2]
+    for label, _options in variants:
+        median = sorted(wall[label])[rounds // 2]
+        median_cpu = sorted(cpu[label])[rounds // 2]
+        print(
+            f"  {label:<44} wall {median:6.2f} ms ({(median - base) / base * 100:+4.0f} %),"
+            f" CPU {median_cpu:5.2f} ms per exchange, {trips[label]:g} database calls"
+        )
+    print(
+        "  * UPDATE ... RETURNING claims the code inside the transaction that stores the tokens (one COMMIT),"
+        " grant and account in one SELECT: a sketch in bench/profile_token.py, not the provider's code"
+    )
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="cProfile of the code exchange, in process")
+    parser.add_argument("--requests", type=int, default=600, help="code exchanges to profile (default 600)")
+    parser.add_argument(
+        "--top", type=int, default=25, help="functions to list by exclusive time (default 25)"
+    )
+    args = parser.parse_args(argv)
+    n = args.requests
+    benv = bench.make_environment()
+    try:
+        bench.create_database(benv)
+        app = bench.provider_app(benv)
+        counted = 100
+        what_if = 200
+        pending = iter(bench.prepare_provider(app, n + counted + 100 + 13 * what_if))
+        client = app.test_client()
+        basic = base64.b64encode(f"portal:{benv.portal_secret}".encode()).decode()
+        headers = {**bench.PROXY_HEADERS, "Authorization": f"Basic {basic}"}
+        tokens: list[str] = []
+
+        def exchange():
+            item = next(pending)
+            r = client.post(
+                "/token",
+                headers=headers,
+                data={
+                    "grant_type": "authorization_code",
+                    "code": item.code,
+                    "redirect_uri": bench.REDIRECT_URI,
+                    "code_verifier": item.verifier,
+                },
+            )
+            assert r.status_code == 200, r.get_data(as_text=True)
+            tokens.append(r.get_json()["access_token"])
+
+        for _ in range(50):  # warm-up: first requests build caches, open the pool, load the key
+            exchange()
+        statements, sequence = count_statements(app, exchange, counted)
+        stats, wall = profile(exchange, n)
+        total = sum(tt for (_cc, _nc, tt, _ct, _callers) in stats.stats.values())
+        print(f"\n== /token (authorization_code, client_secret_basic, PKCE S256): {n} exchanges in process")
+        print(
+            f"  wall {wall / n * 1000:.2f} ms per exchange under cProfile (profiling adds overhead;"
+            f" the shares are what count)"
+        )
+        print(
+            "  database round trips per exchange: "
+            + ", ".join(f"{k} {v:g}" for k, v in statements.items())
+            + f"  (total {sum(statements.values()):g})"
+        )
+        print("  in order (one exchange):")
+        for statement in sequence:
+            print(f"    {statement}")
+        print_library_split(stats, n)
+        print_steps(stats, n, total)
+        print(f"  top {args.top} functions by exclusive time:")
+        rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[: args.top]
+        for (filename, line, name), (_cc, nc, tt, _ct, _callers) in rows:
+            short = filename.split("site-packages/")[-1].replace(str(bench.REPO) + "/", "")
+            print(
+                f"    {tt / total * 100:5.1f} %  {tt / n * 1000:6.3f} ms  {nc / n:6.1f}x"
+                f"  {short}:{line}:{name}"
+            )
+
+        print("\n== checks of the rules of issue 2 (calls during the profiled exchanges)")
+        argon = calls_matching(stats, "argon2")
+        print(
+            f"  Argon2 calls: {argon}"
+            f"  -> client secrets {'NOT ' if argon else ''}checked with a fast keyed hash"
+        )
+        mac_calls, _tt, mac_ct = find(stats, "idp/clients.py", "check_client_secret")
+        print(
+            f"  idp/clients.py:check_client_secret: {mac_calls / n:g} call(s)/request,"
+            f" {mac_ct / n * 1e6:.1f} us each (HMAC-SHA256)"
+        )
+        pem = calls_matching(stats, "load_pem_private_key", "import_key")
+        loads, _tt, _ct = find(stats, "idp/keys.py", "_load")
+        print(
+            f"  PEM private key loads: {calls_matching(stats, 'load_pem_private_key')},"
+            f" key imports: {pem - calls_matching(stats, 'load_pem_private_key')},"
+            f" KeyRing._load calls: {loads} -> keys {'NOT ' if pem else ''}loaded once"
+        )
+
+        for path, label in (("/.well-known/openid-configuration", "discovery"), ("/jwks.json", "JWKS")):
+
+            def get(path=path):
+                assert client.get(path, headers=bench.PROXY_HEADERS).status_code == 200
+
+            for _ in range(20):
+                get()
+            s, w = profile(get, 500)
+            dumps = calls_matching(s, "json/__init__.py:0(dumps)", "json/encoder.py", "(dumps)")
+            print(
+                f"  {label}: {w / 500 * 1000:.3f} ms per request in process,"
+                f" json.dumps/encoder calls: {dumps}"
+                f" -> {'NOT ' if dumps else ''}served from pre-serialised bytes"
+            )
+
+        def userinfo():
+            token = tokens[len(tokens) % 97]
+            assert (
+                client.get(
+                    "/userinfo", headers={**bench.PROXY_HEADERS, "Authorization": f"Bearer {token}"}
+                ).status_code
+                == 200
+            )
+
+        s, w = profile(userinfo, 300)
+        print(f"\n== /userinfo: {w / 300 * 1000:.2f} ms per request under cProfile")
+        print_library_split(s, 300)
+
+        experiments(app, exchange, what_if)
+
+        import bare_app
+
+        bench.write_bare_key(Path(benv.env["BENCH_KEY_FILE"]))
+        bare = bare_app.create_app(benv.env["BENCH_KEY_FILE"])
+        bare_client = bare.test_client()
+
+        def sign():
+            assert bare_client.post("/token").status_code == 200
+
+        for _ in range(20):
+            sign()
+        s, w = profile(sign, n)
+        print(f"\n== bare app (one RS256 signature): {w / n * 1000:.2f} ms per request under cProfile")
+        print_library_split(s, n)
+        return 0
+    finally:
+        bench.drop_database(benv)
+        shutil.rmtree(benv.tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
