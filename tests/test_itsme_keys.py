@@ -12,7 +12,7 @@ from joserfc import jwe, jws
 from joserfc.jwk import RSAKey
 
 from connectors.itsme import RPKeyError, RPKeys
-from connectors.itsme.keys import ENC_GRACE, SIG_RETENTION
+from connectors.itsme.keys import ENC_GRACE, SIG_PUBLISH_DELAY, SIG_RETENTION
 
 T0 = 1_800_000_000.0
 PASSPHRASE = "correct horse battery staple"
@@ -106,11 +106,16 @@ def test_public_jwks_never_contains_private_parts(keys, clock, rotations):
         RSAKey.import_key(key)  # a valid public JWK
 
 
-def test_signing_rotation_signs_with_the_new_key_and_keeps_the_old_public_key_for_a_while(keys, clock):
+def test_signing_rotation_publishes_the_new_key_before_it_signs_and_keeps_the_old_one_after(keys, clock):
     old = keys.signing_key().kid
     summary = keys.rotate()
+    # published at once, signing only once itsme can have fetched it
+    assert set(kids(keys, "sig")) == {summary["sig"], old}
+    assert keys.signing_key().kid == old
+    clock.t += SIG_PUBLISH_DELAY - 1
+    assert keys.signing_key().kid == old
+    clock.t += 1
     assert keys.signing_key().kid == summary["sig"] != old
-    assert kids(keys, "sig") == [summary["sig"], old]
     clock.t += SIG_RETENTION - 1
     assert old in kids(keys, "sig")
     clock.t += 1
@@ -163,7 +168,8 @@ def test_decryption_key_lookup(keys, kid, found):
 def test_rotation_removes_keys_past_their_grace_from_disk(keys, clock):
     first = {p.stem for p in keys.keys_dir.glob("*.pem")}
     keys.rotate()
-    clock.t += ENC_GRACE + 1
+    # the old enc key goes after its grace; the old sig key signs until the switch, then stays published
+    clock.t += max(ENC_GRACE, SIG_PUBLISH_DELAY + SIG_RETENTION) + 1
     summary = keys.rotate()
     assert set(summary["removed"]) == first
     assert not first & {p.stem for p in keys.keys_dir.glob("*.pem")}
@@ -173,6 +179,7 @@ def test_a_rotation_by_another_process_is_picked_up(keys, clock):
     other = RPKeys.load_or_create(keys.keys_dir, PASSPHRASE, clock)
     summary = other.rotate()
     assert keys.decryption_key(summary["enc"]) is not None  # unknown kid: one re-read of the folder
+    clock.t += SIG_PUBLISH_DELAY
     assert keys.signing_key().kid == summary["sig"]
     assert summary["enc"] in kids(keys, "enc")
 

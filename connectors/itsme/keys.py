@@ -7,9 +7,11 @@ encrypts ID tokens and userinfo responses to the ``enc`` key (RFC 7516).
 
 Rotation follows itsme's guide ("Our keys" in ``shared/reference/itsme.md``):
 
-* signing: the new key is published and used at once; the previous public
-  key stays in the JWKS for :data:`SIG_RETENTION` so that assertions already
-  sent still verify, then it is dropped;
+* signing: add the new kid, switch, then remove the old. The new key is
+  published at once but signs only after :data:`SIG_PUBLISH_DELAY` (itsme
+  caches our JWKS for up to 24 hours, so it may not know the new key before);
+  until then the previous key keeps signing, and its public key stays in the
+  JWKS for :data:`SIG_RETENTION` after the switch, then it is dropped;
 * encryption: the new key is published alone; the previous private key is
   kept for :data:`ENC_GRACE` because itsme caches our JWKS for up to 24 hours
   and may still encrypt to it. The decryption key is chosen by the JWE ``kid``.
@@ -39,6 +41,7 @@ from joserfc.jwk import RSAKey
 
 ENC_GRACE = 24 * 3600  # itsme caches our JWKS between 30 minutes and 24 hours
 SIG_RETENTION = 24 * 3600
+SIG_PUBLISH_DELAY = 24 * 3600  # a new signing key is published this long before it signs
 KEY_SIZE = 3072
 MANIFEST = "keys.json"
 _LOCK = ".lock"
@@ -53,7 +56,8 @@ class _Entry:
     kid: str
     use: str  # "sig" | "enc"
     created_at: float
-    retired_at: float | None = None
+    retired_at: float | None = None  # a signing key may be retired in the future (it signs until then)
+    active_from: float | None = None  # a new signing key signs only from then on (None: at once)
 
     def as_json(self) -> dict:
         return {
@@ -61,7 +65,12 @@ class _Entry:
             "use": self.use,
             "created_at": self.created_at,
             "retired_at": self.retired_at,
+            "active_from": self.active_from,
         }
+
+    def signs_at(self, now: float) -> bool:
+        started = self.active_from if self.active_from is not None else self.created_at
+        return started <= now and (self.retired_at is None or self.retired_at > now)
 
 
 class RPKeys:
@@ -69,12 +78,19 @@ class RPKeys:
 
     key_size = KEY_SIZE
 
-    def __init__(self, keys_dir: Path, passphrase: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        keys_dir: Path,
+        passphrase: str,
+        clock: Callable[[], float] = time.time,
+        sig_publish_delay: float = SIG_PUBLISH_DELAY,
+    ) -> None:
         if not passphrase:
             raise RPKeyError("a passphrase is required to protect the private keys")
         self.keys_dir = Path(keys_dir)
         self._passphrase = passphrase
         self._clock = clock
+        self.sig_publish_delay = sig_publish_delay
         self._lock = threading.Lock()
         self._entries: list[_Entry] = []
         self._keys: dict[str, RSAKey] = {}
@@ -87,10 +103,14 @@ class RPKeys:
     # -- loading -----------------------------------------------------------
     @classmethod
     def load_or_create(
-        cls, keys_dir: Path, passphrase: str, clock: Callable[[], float] = time.time
+        cls,
+        keys_dir: Path,
+        passphrase: str,
+        clock: Callable[[], float] = time.time,
+        sig_publish_delay: float = SIG_PUBLISH_DELAY,
     ) -> RPKeys:
         """Open the key folder, creating the first ``sig`` and ``enc`` keys if it is empty."""
-        keys = cls(keys_dir, passphrase, clock)
+        keys = cls(keys_dir, passphrase, clock, sig_publish_delay)
         keys.keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not (keys.keys_dir / MANIFEST).exists():
             with keys._exclusive():
@@ -141,6 +161,10 @@ class RPKeys:
     def rotate(self, now: float | None = None) -> dict:
         """Create a new ``sig`` and a new ``enc`` key; retire the current ones.
 
+        The new ``enc`` key replaces the old one at once (the old one still
+        decrypts for :data:`ENC_GRACE`); the new ``sig`` key is published now
+        and takes over signing after ``sig_publish_delay``.
+
         Returns ``{"sig": new_kid, "enc": new_kid, "retired": [...], "removed": [...]}``.
         Keys whose grace period is over are deleted from the folder.
         """
@@ -148,15 +172,17 @@ class RPKeys:
         with self._exclusive():
             self.reload()  # rotate from what is on disk, not from a stale view
             retired, removed, kept = [], [], []
+            switch = now + self.sig_publish_delay
             for entry in self._entries:
                 if entry.retired_at is None:
-                    kept.append(_Entry(entry.kid, entry.use, entry.created_at, now))
+                    until = switch if entry.use == "sig" else now
+                    kept.append(_Entry(entry.kid, entry.use, entry.created_at, until, entry.active_from))
                     retired.append(entry.kid)
                 elif now - entry.retired_at < _grace(entry.use):
                     kept.append(entry)
                 else:
                     removed.append(entry.kid)
-            new = [self._new_key("sig", now), self._new_key("enc", now)]
+            new = [self._new_key("sig", now, active_from=switch), self._new_key("enc", now)]
             self._write(kept + new)
             for kid in removed:
                 with contextlib.suppress(FileNotFoundError):
@@ -164,12 +190,12 @@ class RPKeys:
             self.reload()
         return {"sig": new[0].kid, "enc": new[1].kid, "retired": retired, "removed": removed}
 
-    def _new_key(self, use: str, now: float) -> _Entry:
+    def _new_key(self, use: str, now: float, active_from: float | None = None) -> _Entry:
         key = RSAKey.generate_key(self.key_size, _parameters(None, use))
         kid = f"{use}-{key.thumbprint()[:22]}"
         pem = key.as_pem(private=True, password=self._passphrase)
         _atomic_write(self.keys_dir / f"{kid}.pem", pem)
-        return _Entry(kid, use, now)
+        return _Entry(kid, use, now, active_from=active_from)
 
     def _write(self, entries: list[_Entry]) -> None:
         manifest = {"version": 1, "keys": [e.as_json() for e in entries]}
@@ -186,7 +212,11 @@ class RPKeys:
 
     # -- use ---------------------------------------------------------------
     def _current(self, use: str) -> _Entry:
-        current = [e for e in self._entries if e.use == use and e.retired_at is None]
+        if use == "sig":
+            now = self._clock()
+            current = [e for e in self._entries if e.use == "sig" and e.signs_at(now)]
+        else:
+            current = [e for e in self._entries if e.use == use and e.retired_at is None]
         if not current:
             raise RPKeyError(f"no current {use} key in {self.keys_dir}")
         return max(current, key=lambda e: e.created_at)
