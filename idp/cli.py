@@ -96,14 +96,20 @@ def keys_group():
 
 
 @keys_group.command("rotate")
-@click.option("--connector", type=click.Choice(["itsme"]), default=None, help="Rotate a connector's RP keys instead.")
+@click.option(
+    "--connector", type=click.Choice(["itsme"]), default=None, help="Rotate a connector's RP keys instead."
+)
+@click.option(
+    "--immediate", is_flag=True, help="itsme: sign with the new key now (a leaked key), not after a day."
+)
 @with_appcontext
-def keys_rotate(connector):
+def keys_rotate(connector, immediate):
     """Add a new key, sign with it, keep the old public key until its tokens expired."""
     if connector == "itsme":
         from .connectors import rotate_itsme_keys
 
-        click.echo(json.dumps(rotate_itsme_keys(current_app._get_current_object())))
+        app = current_app._get_current_object()
+        click.echo(json.dumps(rotate_itsme_keys(app, immediate=immediate)))
         return
     ring = current_app.extensions["idp.keys"]
     kid = ring.create_key()
@@ -118,7 +124,11 @@ def keys_list():
     from .storage import SigningKey, db
 
     for row in db.session.scalars(select(SigningKey).order_by(SigningKey.created_at)):
-        state = "active" if row.retired_at is None else f"retired, in JWKS until {time.strftime('%Y-%m-%d %H:%M', time.gmtime(row.drop_after))}"
+        state = (
+            "active"
+            if row.retired_at is None
+            else f"retired, in JWKS until {time.strftime('%Y-%m-%d %H:%M', time.gmtime(row.drop_after))}"
+        )
         click.echo(f"{row.kid}  {row.alg}  {state}")
 
 
@@ -141,8 +151,14 @@ def users_create(username, email, phone, given_name, family_name, password_stdin
 
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
     try:
-        account = create_local_account(username, password=password, email=email, phone=phone,
-                                       given_name=given_name, family_name=family_name)
+        account = create_local_account(
+            username,
+            password=password,
+            email=email,
+            phone=phone,
+            given_name=given_name,
+            family_name=family_name,
+        )
     except AccountError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
@@ -160,14 +176,23 @@ def users_show(username):
     if account is None:
         click.echo("no such user", err=True)
         sys.exit(1)
-    click.echo(json.dumps({
-        "username": account.username, "sub": account.sub, "status": account.status,
-        "email": account.email, "email_verified": account.email_verified,
-        "phone": account.phone, "phone_verified": account.phone_verified,
-        "name": account.display_name,
-        "authenticator_app": bool(account.totp_secret),
-        "locked_seconds": _locked_for(account),
-    }, indent=2))
+    click.echo(
+        json.dumps(
+            {
+                "username": account.username,
+                "sub": account.sub,
+                "status": account.status,
+                "email": account.email,
+                "email_verified": account.email_verified,
+                "phone": account.phone,
+                "phone_verified": account.phone_verified,
+                "name": account.display_name,
+                "authenticator_app": bool(account.totp_secret),
+                "locked_seconds": _locked_for(account),
+            },
+            indent=2,
+        )
+    )
 
 
 def _locked_for(account) -> dict:
@@ -286,8 +311,10 @@ def audit_list(limit, event):
         q = q.where(AuditEvent.event == event)
     for row in db.session.scalars(q):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row.at))
-        click.echo(f"{when} {row.event} {row.outcome} account={row.account_id} client={row.client_id} "
-                   f"method={row.method} ip={row.ip} {json.dumps(row.detail) if row.detail else ''}")
+        click.echo(
+            f"{when} {row.event} {row.outcome} account={row.account_id} client={row.client_id} "
+            f"method={row.method} ip={row.ip} {json.dumps(row.detail) if row.detail else ''}"
+        )
 
 
 def init_app(app: Flask) -> None:

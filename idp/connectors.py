@@ -13,7 +13,7 @@ from flask import Flask
 from . import audit
 
 
-def rotate_itsme_keys(app: Flask) -> dict:
+def rotate_itsme_keys(app: Flask, *, immediate: bool = False) -> dict:
     """New ``sig`` and ``enc`` keys for itsme; the summary (new kids, retired, removed).
 
     Other workers sharing ``keys_dir`` pick the new keys up at their next use.
@@ -21,7 +21,7 @@ def rotate_itsme_keys(app: Flask) -> dict:
     keys = app.extensions.get("idp.itsme.keys")
     if keys is None:
         raise click.ClickException("itsme is not configured: there is no [connectors.itsme] table")
-    summary = {"connector": "itsme", **keys.rotate()}
+    summary = {"connector": "itsme", **keys.rotate(immediate=immediate)}
     with app.app_context():
         audit.record(
             "keys.rotate",
@@ -30,5 +30,6 @@ def rotate_itsme_keys(app: Flask) -> dict:
             enc=summary["enc"],
             retired=summary["retired"],
             removed=summary["removed"],
+            immediate=immediate,
         )
     return summary

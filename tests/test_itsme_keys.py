@@ -200,3 +200,10 @@ def test_concurrent_first_loads_agree_on_one_key_set(tmp_path, clock):
 def test_writes_leave_no_temporary_files(keys):
     keys.rotate()
     assert not [p for p in keys.keys_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_an_immediate_rotation_signs_with_the_new_key_at_once(keys):
+    old = keys.signing_key().kid
+    summary = keys.rotate(immediate=True)
+    assert keys.signing_key().kid == summary["sig"] != old
+    assert old in kids(keys, "sig")  # still published for assertions already sent

@@ -158,12 +158,14 @@ class RPKeys:
             raise RPKeyError(f"cannot load private key {pem_path.name} (wrong passphrase?)") from exc
 
     # -- rotation ----------------------------------------------------------
-    def rotate(self, now: float | None = None) -> dict:
+    def rotate(self, now: float | None = None, *, immediate: bool = False) -> dict:
         """Create a new ``sig`` and a new ``enc`` key; retire the current ones.
 
         The new ``enc`` key replaces the old one at once (the old one still
         decrypts for :data:`ENC_GRACE`); the new ``sig`` key is published now
-        and takes over signing after ``sig_publish_delay``.
+        and takes over signing after ``sig_publish_delay`` — or at once with
+        ``immediate=True``, for a key that may have leaked (itsme then refuses
+        our assertions until it fetches the JWKS again).
 
         Returns ``{"sig": new_kid, "enc": new_kid, "retired": [...], "removed": [...]}``.
         Keys whose grace period is over are deleted from the folder.
@@ -172,7 +174,7 @@ class RPKeys:
         with self._exclusive():
             self.reload()  # rotate from what is on disk, not from a stale view
             retired, removed, kept = [], [], []
-            switch = now + self.sig_publish_delay
+            switch = now if immediate else now + self.sig_publish_delay
             for entry in self._entries:
                 if entry.retired_at is None:
                     until = switch if entry.use == "sig" else now
