@@ -21,19 +21,29 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections import defaultdict
 from urllib.parse import urlencode
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
-from flask import Blueprint, Flask, abort, current_app, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
-from sqlalchemy import select
 
-from connectors.base import LEVELS, level_rank
+from connectors.base import level_rank
 
-from . import audit, claims as claims_mod
+from . import audit
+from . import claims as claims_mod
 from .security import allow_form_action
 from .sessions import add_client, current_sso
 from .storage import Consent, db
@@ -77,7 +87,9 @@ class AuthorizationFailure(Exception):
 
 def respond(redirect_uri: str, params: list[tuple[str, str]], response_mode: str):
     """Deliver the authorization response (query or form_post), always with ``iss``."""
-    params = [p for p in params if p[1] is not None] + [("iss", current_app.extensions["idp.settings"].issuer)]
+    params = [p for p in params if p[1] is not None] + [
+        ("iss", current_app.extensions["idp.settings"].issuer)
+    ]
     if response_mode == "form_post":
         allow_form_action(redirect_uri)
         return render_template("authorize/form_post.html", action=redirect_uri, params=params)
@@ -138,8 +150,19 @@ def _single_params(source) -> dict[str, str]:
     for key in source:
         values = source.getlist(key)
         if len(values) > 1 and key in (
-            "client_id", "redirect_uri", "response_type", "scope", "state", "nonce", "code_challenge",
-            "code_challenge_method", "prompt", "max_age", "response_mode", "claims", "acr_values",
+            "client_id",
+            "redirect_uri",
+            "response_type",
+            "scope",
+            "state",
+            "nonce",
+            "code_challenge",
+            "code_challenge_method",
+            "prompt",
+            "max_age",
+            "response_mode",
+            "claims",
+            "acr_values",
         ):
             out["__duplicate__"] = key
         out[key] = values[0]
@@ -157,7 +180,9 @@ def authorize():
 def resume(tx_id: str):
     tx = get_transaction(tx_id)
     if tx is None:
-        return error_page(_("This sign-in took too long or was already used. Please start again from the application."))
+        return error_page(
+            _("This sign-in took too long or was already used. Please start again from the application.")
+        )
     return process(tx["params"], tx=tx)
 
 
@@ -171,17 +196,32 @@ def process(params: dict[str, str], tx: dict | None):
     if client is None:
         return error_page(_("The application that sent you here is not known to us."))
     redirect_uri = params.get("redirect_uri")
-    if not redirect_uri or not client.check_redirect_uri(redirect_uri) or params.get("__duplicate__") == "redirect_uri":
+    if (
+        not redirect_uri
+        or not client.check_redirect_uri(redirect_uri)
+        or params.get("__duplicate__") == "redirect_uri"
+    ):
         return error_page(_("The application that sent you here gave an address we do not know."))
     response_mode = params.get("response_mode") or "query"
     state = params.get("state")
     if response_mode not in ("query", "form_post"):
-        return respond(redirect_uri, [("error", "invalid_request"),
-                                      ("error_description", "unsupported response_mode"), ("state", state)], "query")
+        return respond(
+            redirect_uri,
+            [
+                ("error", "invalid_request"),
+                ("error_description", "unsupported response_mode"),
+                ("state", state),
+            ],
+            "query",
+        )
 
     def fail(error: str, description: str):
         audit.record("authorize", "failure", client_id=client.client_id, error=error)
-        return respond(redirect_uri, [("error", error), ("error_description", description), ("state", state)], response_mode)
+        return respond(
+            redirect_uri,
+            [("error", error), ("error_description", description), ("state", state)],
+            response_mode,
+        )
 
     # 2. the request itself
     try:
@@ -231,8 +271,9 @@ def process(params: dict[str, str], tx: dict | None):
     # 5. the code
     from .oauth import AuthContext
 
-    grant.request.user = AuthContext(account=account, session=sso_row, acr=settings.acr_for(sso_row.level),
-                                     claims_request=claims_request)
+    grant.request.user = AuthContext(
+        account=account, session=sso_row, acr=settings.acr_for(sso_row.level), claims_request=claims_request
+    )
     code = grant.generate_authorization_code()
     grant.save_authorization_code(code, grant.request)
     add_client(sso_row, client.client_id)
@@ -244,7 +285,9 @@ def process(params: dict[str, str], tx: dict | None):
 
 def check_openid_parameters(params: dict[str, str]) -> None:
     if params.get("__duplicate__"):
-        raise AuthorizationFailure("invalid_request", f"parameter {params['__duplicate__']} given more than once")
+        raise AuthorizationFailure(
+            "invalid_request", f"parameter {params['__duplicate__']} given more than once"
+        )
     if "request" in params:
         raise AuthorizationFailure("request_not_supported", "request objects are not supported")
     if "request_uri" in params:
@@ -269,7 +312,9 @@ def check_openid_parameters(params: dict[str, str]) -> None:
         try:
             current_app.extensions["idp.keys"].verify_hint(params["id_token_hint"])
         except Exception:  # noqa: BLE001 - any failure: not a hint we issued
-            raise AuthorizationFailure("invalid_request", "id_token_hint is not an ID token from this provider") from None
+            raise AuthorizationFailure(
+                "invalid_request", "id_token_hint is not an ID token from this provider"
+            ) from None
 
 
 def required_level_for(client, params: dict[str, str], claims_request: dict | None) -> str | None:
@@ -283,8 +328,11 @@ def required_level_for(client, params: dict[str, str], claims_request: dict | No
         lowest_acceptable = min(asked, key=level_rank)
         if level_rank(lowest_acceptable) > level_rank(required):
             required = lowest_acceptable
-    best = max((settings.methods[m].level for m in client.settings.methods if settings.methods[m].enabled),
-               key=level_rank, default=None)
+    best = max(
+        (settings.methods[m].level for m in client.settings.methods if settings.methods[m].enabled),
+        key=level_rank,
+        default=None,
+    )
     if best is None or level_rank(best) < level_rank(required):
         # Password + SMS can reach "substantial"; a client asking for more needs itsme/eID.
         return None if best is None else required
@@ -299,7 +347,11 @@ def login_reason(sso, client, params, prompts, required_level, tx) -> str | None
     logged_in_for_this = tx is not None and tx.get("login_at") and row.auth_time >= tx["login_at"] - 5
     if "login" in prompts and not logged_in_for_this:
         return "prompt_login"
-    if "max_age" in params and int(time.time()) - row.auth_time > int(params["max_age"]) and not logged_in_for_this:
+    if (
+        "max_age" in params
+        and int(time.time()) - row.auth_time > int(params["max_age"])
+        and not logged_in_for_this
+    ):
         return "max_age"
     if level_rank(row.level) < level_rank(required_level):
         return "step_up"
@@ -351,7 +403,9 @@ def consent(tx_id: str):
     tx = get_transaction(tx_id)
     sso = current_sso()
     if tx is None or sso is None:
-        return error_page(_("This sign-in took too long or was already used. Please start again from the application."))
+        return error_page(
+            _("This sign-in took too long or was already used. Please start again from the application.")
+        )
     client = current_app.extensions["idp.clients"].get(tx["client_id"])
     form = FlaskForm()
     if request.method == "POST":
@@ -362,10 +416,15 @@ def consent(tx_id: str):
             drop_transaction(tx_id)
             audit.record("consent", "denied", account_id=account.id, client_id=client.client_id)
             params = tx["params"]
-            return respond(params["redirect_uri"], [("error", "access_denied"),
-                                                    ("error_description", "the user refused"),
-                                                    ("state", params.get("state"))],
-                           params.get("response_mode") or "query")
+            return respond(
+                params["redirect_uri"],
+                [
+                    ("error", "access_denied"),
+                    ("error_description", "the user refused"),
+                    ("state", params.get("state")),
+                ],
+                params.get("response_mode") or "query",
+            )
         existing = db.session.get(Consent, (account.id, client.client_id))
         if existing is None:
             db.session.add(Consent(account_id=account.id, client_id=client.client_id, scope=tx["scope"]))
@@ -377,7 +436,9 @@ def consent(tx_id: str):
         tx["consented"] = True
         save_transaction(tx)
         return redirect(url_for("authorize.resume", tx_id=tx_id), 303)
-    return render_template("authorize/consent.html", client=client, scopes=tx["scope"].split(), form=form, tx_id=tx_id)
+    return render_template(
+        "authorize/consent.html", client=client, scopes=tx["scope"].split(), form=form, tx_id=tx_id
+    )
 
 
 def _language_of_transaction() -> None:

@@ -14,13 +14,32 @@ from typing import Any
 from .storage import Account
 
 SCOPE_CLAIMS = {
-    "profile": ("name", "given_name", "family_name", "birthdate", "locale", "preferred_username", "updated_at"),
+    "profile": (
+        "name",
+        "given_name",
+        "family_name",
+        "birthdate",
+        "locale",
+        "preferred_username",
+        "updated_at",
+    ),
     "email": ("email", "email_verified"),
     "phone": ("phone_number", "phone_number_verified"),
     "address": ("address",),
 }
 CLAIMS_SUPPORTED = (
-    "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "at_hash",
+    "sub",
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "acr",
+    "amr",
+    "azp",
+    "sid",
+    "at_hash",
     *(c for claims in SCOPE_CLAIMS.values() for c in claims),
 )
 
@@ -85,7 +104,9 @@ def _select(account: Account, names) -> dict[str, Any]:
 
 def id_token_claims(account: Account, scope: str, claims_request: dict | None) -> dict[str, Any]:
     wanted = list((claims_request or {}).get("id_token") or {})
-    return _select(account, [c for c in wanted if c in CLAIMS_SUPPORTED and c not in ("acr", "auth_time", "amr")])
+    return _select(
+        account, [c for c in wanted if c in CLAIMS_SUPPORTED and c not in ("acr", "auth_time", "amr")]
+    )
 
 
 def userinfo_claims(account: Account, scope: str, claims_request: dict | None) -> dict[str, Any]:

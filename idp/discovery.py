@@ -35,14 +35,22 @@ def metadata(settings) -> dict:
         "id_token_signing_alg_values_supported": [settings.signing_algorithm],
         "userinfo_signing_alg_values_supported": [],
         "token_endpoint_auth_methods_supported": [
-            "client_secret_basic", "client_secret_post", "private_key_jwt", "none",
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+            "none",
         ],
         "token_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256", "ES256"],
         "revocation_endpoint_auth_methods_supported": [
-            "client_secret_basic", "client_secret_post", "private_key_jwt", "none",
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+            "none",
         ],
         "introspection_endpoint_auth_methods_supported": [
-            "client_secret_basic", "client_secret_post", "private_key_jwt",
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
         ],
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": list(CLAIMS_SUPPORTED),
@@ -67,15 +75,21 @@ def metadata(settings) -> dict:
 @bp.route("/.well-known/openid-configuration")
 def configuration():
     body = current_app.extensions["idp.discovery_bytes"]
-    return Response(body, mimetype="application/json",
-                    headers={"Cache-Control": "public, max-age=3600", "Access-Control-Allow-Origin": "*"})
+    return Response(
+        body,
+        mimetype="application/json",
+        headers={"Cache-Control": "public, max-age=3600", "Access-Control-Allow-Origin": "*"},
+    )
 
 
 @bp.route("/jwks.json")
 def jwks():
     body = current_app.extensions["idp.keys"].jwks_bytes()
-    return Response(body, mimetype="application/jwk-set+json",
-                    headers={"Cache-Control": "public, max-age=600", "Access-Control-Allow-Origin": "*"})
+    return Response(
+        body,
+        mimetype="application/jwk-set+json",
+        headers={"Cache-Control": "public, max-age=600", "Access-Control-Allow-Origin": "*"},
+    )
 
 
 def init_app(app: Flask) -> None:

@@ -115,7 +115,9 @@ class KeyRing:
 
     def _load(self, now: float) -> None:
         fingerprint = db.session.execute(
-            select(func.count(SigningKey.kid), func.max(SigningKey.created_at), func.min(SigningKey.drop_after))
+            select(
+                func.count(SigningKey.kid), func.max(SigningKey.created_at), func.min(SigningKey.drop_after)
+            )
         ).one()
         if fingerprint == self._fingerprint and self._active is not None:
             return

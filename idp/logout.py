@@ -18,7 +18,7 @@ import requests
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oidc.rpinitiated import EndSessionEndpoint
-from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, session
+from flask import Blueprint, Flask, current_app, g, render_template, request, session
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -94,23 +94,42 @@ def end_sso(row: SsoSession, reason: str) -> None:
     if row.ended_at is None:
         row.ended_at = int(time.time())
     account = db.session.get(Account, row.account_id)
-    for grant in db.session.scalars(select(Grant).where(Grant.session_id == row.id, Grant.revoked_at.is_(None))):
+    for grant in db.session.scalars(
+        select(Grant).where(Grant.session_id == row.id, Grant.revoked_at.is_(None))
+    ):
         if "offline_access" not in grant.scope.split():
             revoke_grant(grant.id, "logout")
-    participants = [sc.client_id for sc in db.session.scalars(select(SessionClient).where(SessionClient.session_id == row.id))]
+    participants = [
+        sc.client_id
+        for sc in db.session.scalars(select(SessionClient).where(SessionClient.session_id == row.id))
+    ]
     db.session.commit()
     jobs = []
     for client_id in participants:
         client = clients.get(client_id)
         if client is not None and client.settings.backchannel_logout_uri:
-            jobs.append((client_id, client.settings.backchannel_logout_uri, logout_token(client_id, account.sub, row.id)))
+            jobs.append(
+                (
+                    client_id,
+                    client.settings.backchannel_logout_uri,
+                    logout_token(client_id, account.sub, row.id),
+                )
+            )
     if jobs:
         with ThreadPoolExecutor(max_workers=min(8, len(jobs))) as pool:
             results = list(pool.map(lambda j: _post(j[1], j[2], settings.backchannel_logout_timeout), jobs))
         for (client_id, _uri, _tok), problem in zip(jobs, results, strict=True):
-            audit.record("backchannel_logout", "failure" if problem else "success", account_id=account.id,
-                         client_id=client_id, commit=False, **({"problem": problem} if problem else {}))
-    audit.record("logout", account_id=account.id if account else None, reason=reason, clients=len(participants))
+            audit.record(
+                "backchannel_logout",
+                "failure" if problem else "success",
+                account_id=account.id,
+                client_id=client_id,
+                commit=False,
+                **({"problem": problem} if problem else {}),
+            )
+    audit.record(
+        "logout", account_id=account.id if account else None, reason=reason, clients=len(participants)
+    )
     g.pop("sso", None)
 
 
@@ -120,8 +139,11 @@ def logout():
     try:
         req = server.validate_endpoint_request("end_session")
     except OAuth2Error as exc:
-        return render_template("error.html", title=_("Logout"),
-                               message=_("This logout request is not valid: %(reason)s", reason=exc.description)), 400
+        return render_template(
+            "error.html",
+            title=_("Logout"),
+            message=_("This logout request is not valid: %(reason)s", reason=exc.description),
+        ), 400
     client_id = request.values.get("client_id")
     if client_id and req.client is None:
         return render_template("error.html", title=_("Logout"), message=_("Unknown application.")), 400
@@ -129,8 +151,11 @@ def logout():
     if req.id_token_claims and sso is not None and req.id_token_claims.get("sub") != sso[1].sub:
         # The hint names someone else than the person logged in on this browser: an
         # application must not end another person's session, nor be sent back to.
-        return render_template("error.html", title=_("Logout"),
-                               message=_("This logout request is for another account. You are still logged in.")), 400
+        return render_template(
+            "error.html",
+            title=_("Logout"),
+            message=_("This logout request is for another account. You are still logged in."),
+        ), 400
     if request.values.get("post_logout_redirect_uri") and not req.redirect_uri:
         # Not registered, altered, or without a hint to prove it: log out, never redirect.
         server.create_endpoint_response("end_session", req)

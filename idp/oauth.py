@@ -34,7 +34,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Flask, current_app
 from flask import request as flask_request
 from joserfc.errors import JoseError
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from . import claims as claims_mod
 from .storage import AccessToken, Account, AuthorizationCode, Grant, RefreshToken, SsoSession, db
@@ -74,13 +74,19 @@ def revoke_grant(grant_id: str, reason: str) -> None:
     """End a grant: its refresh tokens and access tokens stop working at once."""
     now = _now()
     db.session.execute(
-        update(Grant).where(Grant.id == grant_id, Grant.revoked_at.is_(None)).values(revoked_at=now, revoked_reason=reason)
+        update(Grant)
+        .where(Grant.id == grant_id, Grant.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
     )
     db.session.execute(
-        update(RefreshToken).where(RefreshToken.grant_id == grant_id, RefreshToken.revoked_at.is_(None)).values(revoked_at=now)
+        update(RefreshToken)
+        .where(RefreshToken.grant_id == grant_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
     )
     db.session.execute(
-        update(AccessToken).where(AccessToken.grant_id == grant_id, AccessToken.revoked_at.is_(None)).values(revoked_at=now)
+        update(AccessToken)
+        .where(AccessToken.grant_id == grant_id, AccessToken.revoked_at.is_(None))
+        .values(revoked_at=now)
     )
     log.warning("grant revoked reason=%s", reason)
 
@@ -121,7 +127,15 @@ class Tokens:
             claims["sid"] = grant.session_id
         return self.keys.sign(claims, typ="at+jwt"), jti
 
-    def generate(self, grant_type, client, user: TokenUser = None, scope=None, expires_in=None, include_refresh_token=True):
+    def generate(
+        self,
+        grant_type,
+        client,
+        user: TokenUser = None,
+        scope=None,
+        expires_in=None,
+        include_refresh_token=True,
+    ):
         now = _now()
         access, jti = self.access_token(client, user, scope or "", now)
         token = {
@@ -140,7 +154,9 @@ class Tokens:
         grant_id = user.grant.id
         jti = token.pop("_jti")
         now = _now()
-        db.session.add(AccessToken(jti=jti, grant_id=grant_id, expires_at=now + self.settings.access_token_ttl))
+        db.session.add(
+            AccessToken(jti=jti, grant_id=grant_id, expires_at=now + self.settings.access_token_ttl)
+        )
         if "refresh_token" in token:
             db.session.add(
                 RefreshToken(
@@ -212,7 +228,9 @@ class S256Required(CodeChallenge):
     def validate_code_challenge(self, grant, redirect_uri):
         data = grant.request.payload.data
         if not data.get("code_challenge"):
-            raise InvalidRequestError("PKCE is required: send code_challenge with code_challenge_method=S256.")
+            raise InvalidRequestError(
+                "PKCE is required: send code_challenge with code_challenge_method=S256."
+            )
         if data.get("code_challenge_method") != "S256":
             raise InvalidRequestError("Only code_challenge_method=S256 is supported.")
         super().validate_code_challenge(grant, redirect_uri)
@@ -444,16 +462,22 @@ def find_token(token_string: str, hint: str | None) -> _TokenRef | None:
                 if grant is not None:
                     return _TokenRef("refresh_token", grant, grant.client_id, refresh=row)
         if kind == "access_token" and token_string.count(".") == 2:
-            try:
-                claims = current_app.extensions["idp.keys"].verify(token_string, typ="at+jwt")
-            except Exception:  # noqa: BLE001 - any failure means "not one of ours"
+            claims = _access_token_claims(token_string)
+            if claims is None:
                 continue
-            row = db.session.get(AccessToken, claims.get("jti", ""))
+            row = db.session.get(AccessToken, str(claims.get("jti", "")))
             if row is not None:
                 grant = db.session.get(Grant, row.grant_id)
                 if grant is not None:
                     return _TokenRef("access_token", grant, grant.client_id, access=row, claims=claims)
     return None
+
+
+def _access_token_claims(token_string: str) -> dict | None:
+    try:
+        return current_app.extensions["idp.keys"].verify(token_string, typ="at+jwt")
+    except Exception:  # noqa: BLE001 - any failure means "not one of ours"
+        return None
 
 
 def token_is_active(ref: _TokenRef, now: int | None = None) -> bool:
@@ -463,9 +487,7 @@ def token_is_active(ref: _TokenRef, now: int | None = None) -> bool:
     row = ref.access if ref.kind == "access_token" else ref.refresh
     if row.revoked_at is not None or row.expires_at < now:
         return False
-    if ref.kind == "refresh_token" and row.used_at is not None:
-        return False
-    return True
+    return not (ref.kind == "refresh_token" and row.used_at is not None)  # rotated away
 
 
 def _check_token_param(request) -> None:
@@ -565,13 +587,17 @@ class Server(AuthorizationServer):
     def create_token_response(self, request=None):
         duplicated = _duplicated_parameter()
         if duplicated:
-            return self.handle_error_response(None, InvalidRequestError(f"parameter {duplicated} given more than once"))
+            return self.handle_error_response(
+                None, InvalidRequestError(f"parameter {duplicated} given more than once")
+            )
         return super().create_token_response(request)
 
     def create_endpoint_response(self, name, request=None):
         duplicated = _duplicated_parameter() if name in ("revocation", "introspection") else None
         if duplicated:
-            return self.handle_error_response(None, InvalidRequestError(f"parameter {duplicated} given more than once"))
+            return self.handle_error_response(
+                None, InvalidRequestError(f"parameter {duplicated} given more than once")
+            )
         return super().create_endpoint_response(name, request)
 
     def handle_response(self, status_code, payload, headers):

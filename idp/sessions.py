@@ -71,13 +71,20 @@ class KvSessionInterface(SessionInterface):
         if not sess:
             if not sess.new:
                 kv.delete(self._key(sess.sid))
-                response.delete_cookie(self.cookie, path="/", secure=self.secure, samesite="Lax", httponly=True)
+                response.delete_cookie(
+                    self.cookie, path="/", secure=self.secure, samesite="Lax", httponly=True
+                )
             return
         if sess.modified or sess.new or sess.previous_sid or _needs_touch(sess):
             sess["_t"] = int(time.time())
             kv.set(self._key(sess.sid), json.dumps(dict(sess)).encode(), self.idle_timeout)
             response.set_cookie(
-                self.cookie, sess.sid, httponly=True, secure=self.secure, samesite="Lax", path="/",
+                self.cookie,
+                sess.sid,
+                httponly=True,
+                secure=self.secure,
+                samesite="Lax",
+                path="/",
                 max_age=None,
             )
         response.vary.add("Cookie")
@@ -141,7 +148,9 @@ def start_sso(account: Account, level: str, methods: list[str], amr: list[str]) 
         if prev is not None and prev.ended_at is None:
             if prev.account_id == account.id:
                 # Same person logging in again (step-up, prompt=login): the RPs stay in the session.
-                for sc in db.session.scalars(select(SessionClient).where(SessionClient.session_id == prev.id)):
+                for sc in db.session.scalars(
+                    select(SessionClient).where(SessionClient.session_id == prev.id)
+                ):
                     db.session.add(SessionClient(session_id=row.id, client_id=sc.client_id))
                 prev.ended_at = now
             else:

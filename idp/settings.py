@@ -83,7 +83,6 @@ class Settings:
     default_language: str
     # keys
     signing_algorithm: str
-    keys_dir: Path
     keys_passphrase: str
     # tokens (seconds)
     code_ttl: int
@@ -371,7 +370,6 @@ def load_settings(
 
     keys = root.table("keys")
     algorithm = keys.str("algorithm", "RS256", choices=SIGNING_ALGORITHMS)
-    keys_dir = keys.path_value("dir", str(inst / "keys"), must_exist=False)
     if keys.has("passphrase"):
         passphrase = keys.secret("passphrase")
     elif production:
@@ -449,7 +447,6 @@ def load_settings(
         languages=tuple(languages),
         default_language=default_language,
         signing_algorithm=algorithm,
-        keys_dir=keys_dir,
         keys_passphrase=passphrase,
         code_ttl=code_ttl,
         access_token_ttl=access_ttl,

@@ -1,4 +1,4 @@
-"""Assurance levels: acr/amr in tokens, a client's minimum level, acr_values and step-up (never a silent code)."""
+"""Assurance levels: acr/amr in tokens, minimum level per client, acr_values, step-up (no silent code)."""
 
 from __future__ import annotations
 
@@ -49,9 +49,16 @@ def test_session_below_the_clients_minimum_level_steps_up_never_a_silent_code(ma
     assert "stronger login" in client.get(resp.location).get_data(as_text=True)
     resp = client.get(login_pages(client, resp.location).location)
     result = query_of(resp.location)
-    tokens = client.post("/token", data={"grant_type": "authorization_code", "code": result["code"],
-                                         "redirect_uri": APP_REDIRECT, "code_verifier": verifier,
-                                         "client_id": "app"}).json
+    tokens = client.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": result["code"],
+            "redirect_uri": APP_REDIRECT,
+            "code_verifier": verifier,
+            "client_id": "app",
+        },
+    ).json
     assert decode(client, tokens["id_token"])[1]["acr"] == ACR["substantial"]
 
 
@@ -74,8 +81,10 @@ def test_session_at_the_minimum_level_gets_a_code_at_once(make_app, make_user, t
 
 @pytest.mark.parametrize(
     "extra",
-    [{"acr_values": ACR["substantial"]},
-     {"claims": json.dumps({"id_token": {"acr": {"essential": True, "values": [ACR["substantial"]]}}})}],
+    [
+        {"acr_values": ACR["substantial"]},
+        {"claims": json.dumps({"id_token": {"acr": {"essential": True, "values": [ACR["substantial"]]}}})},
+    ],
 )
 def test_acr_requested_above_the_session_steps_up(client, user, extra):
     inject_sso(client.application, client, user, level="low")
@@ -86,8 +95,10 @@ def test_acr_requested_above_the_session_steps_up(client, user, extra):
 
 @pytest.mark.parametrize(
     "extra",
-    [{"acr_values": ACR["high"]},
-     {"claims": json.dumps({"id_token": {"acr": {"essential": True, "value": ACR["high"]}}})}],
+    [
+        {"acr_values": ACR["high"]},
+        {"claims": json.dumps({"id_token": {"acr": {"essential": True, "value": ACR["high"]}}})},
+    ],
 )
 def test_acr_values_limits_the_offered_methods(client, extra):
     params, _ = authorize_params(**extra)
@@ -132,7 +143,11 @@ def test_a_session_from_a_method_the_client_does_not_allow_logs_in_again(make_ap
 
 def test_acr_values_supported_are_the_configured_values(make_app):
     app = make_app({"assurance": {"acr_values": {"low": "1", "substantial": "2", "high": "3"}}})
-    assert app.test_client().get("/.well-known/openid-configuration").json["acr_values_supported"] == ["1", "2", "3"]
+    assert app.test_client().get("/.well-known/openid-configuration").json["acr_values_supported"] == [
+        "1",
+        "2",
+        "3",
+    ]
 
 
 def test_get_code_helper_reaches_a_code(client, user):

@@ -93,8 +93,13 @@ def test_native_app_loopback_redirect_accepts_any_port(client, user):
 
 @pytest.mark.parametrize(
     "redirect_uri",
-    ["http://127.0.0.1:54321/other", "http://localhost:54321/callback", "http://127.0.0.1:54321/callback?x=1",
-     "http://user@127.0.0.1:54321/callback", "https://127.0.0.1:54321/callback"],
+    [
+        "http://127.0.0.1:54321/other",
+        "http://localhost:54321/callback",
+        "http://127.0.0.1:54321/callback?x=1",
+        "http://user@127.0.0.1:54321/callback",
+        "https://127.0.0.1:54321/callback",
+    ],
 )
 def test_native_app_loopback_allows_only_the_port_to_vary(client, redirect_uri):
     resp, _, _ = authorize(client, client_id="app", redirect_uri=redirect_uri)
@@ -203,8 +208,9 @@ def test_posted_authorization_request_works_like_get(client, user):
 
 
 def test_unknown_parameters_are_ignored_and_order_does_not_matter(client, user):
-    params, verifier = authorize_params(foo="bar", x_custom="1", display="page", claims_locales="fr nl",
-                                        vtr="Cl.Cm")
+    params, verifier = authorize_params(
+        foo="bar", x_custom="1", display="page", claims_locales="fr nl", vtr="Cl.Cm"
+    )
     query = "&".join(f"{k}={v}" for k, v in reversed(list(params.items())))
     resp = client.get("/authorize?" + query)
     resp = client.get(login_pages(client, resp.location).location)
@@ -220,10 +226,20 @@ def test_display_values_are_accepted(client, user, display):
 
 def test_scopes_the_client_may_not_use_are_dropped(make_app, make_user):
     make_user()
-    app = make_app({"clients": [{"client_id": "portal", "type": "confidential",
-                                 "client_secret": "env:IDP_TEST_PORTAL_SECRET", "first_party": True,
-                                 "redirect_uris": ["https://portal.example.com/callback"],
-                                 "scopes": ["openid", "email"]}]})
+    app = make_app(
+        {
+            "clients": [
+                {
+                    "client_id": "portal",
+                    "type": "confidential",
+                    "client_secret": "env:IDP_TEST_PORTAL_SECRET",
+                    "first_party": True,
+                    "redirect_uris": ["https://portal.example.com/callback"],
+                    "scopes": ["openid", "email"],
+                }
+            ]
+        }
+    )
     tokens = portal_tokens(app.test_client())
     assert set(tokens["scope"].split()) == {"openid", "email"}
 
@@ -236,7 +252,9 @@ def test_scopes_the_client_may_not_use_are_dropped(make_app, make_user):
 def test_prompt_none_without_a_session_is_login_required(client):
     resp, params, _ = authorize(client, prompt="none")
     result = query_of(resp.location)
-    assert result["error"] == "login_required" and result["state"] == params["state"] and result["iss"] == ISSUER
+    assert (
+        result["error"] == "login_required" and result["state"] == params["state"] and result["iss"] == ISSUER
+    )
 
 
 def test_prompt_none_with_a_session_returns_a_code_without_any_page(client, user):
@@ -307,7 +325,8 @@ def test_expired_id_token_hint_is_still_accepted(client, user):
     inject_sso(app, client, user)
     with app.app_context():
         hint = app.extensions["idp.keys"].sign(
-            {"iss": ISSUER, "sub": user, "aud": "portal", "iat": 1, "exp": 2}, typ="JWT")
+            {"iss": ISSUER, "sub": user, "aud": "portal", "iat": 1, "exp": 2}, typ="JWT"
+        )
     resp, _, _ = authorize(client, prompt="none", id_token_hint=hint)
     assert "code" in query_of(resp.location)
 
@@ -330,7 +349,9 @@ def test_login_hint_is_escaped_on_the_page(client):
     assert "<script>alert(1)" not in page
 
 
-@pytest.mark.parametrize("ui_locales, lang", [("nl-BE fr", "nl"), ("de", "de"), ("xx en", "en"), ("fr-CA", "fr")])
+@pytest.mark.parametrize(
+    "ui_locales, lang", [("nl-BE fr", "nl"), ("de", "de"), ("xx en", "en"), ("fr-CA", "fr")]
+)
 def test_ui_locales_sets_the_language_of_the_login_pages(client, ui_locales, lang):
     resp, _, _ = authorize(client, ui_locales=ui_locales)
     tx_path = urlsplit(resp.location).path
@@ -344,8 +365,10 @@ def test_ui_locales_sets_the_language_of_the_login_pages(client, ui_locales, lan
 
 
 def test_essential_claims_requested_for_the_id_token_are_in_it(client, user):
-    claims = {"id_token": {"email": {"essential": True}, "name": None, "auth_time": {"essential": True}},
-              "userinfo": {"phone_number": {"essential": True}}}
+    claims = {
+        "id_token": {"email": {"essential": True}, "name": None, "auth_time": {"essential": True}},
+        "userinfo": {"phone_number": {"essential": True}},
+    }
     tokens = portal_tokens(client, scope="openid", claims=json.dumps(claims))
     _, id_claims = decode(client, tokens["id_token"])
     assert id_claims["email"] == "alice@example.com"
@@ -364,7 +387,9 @@ def test_unknown_requested_claims_are_ignored(client, user):
     assert "password_hash" not in userinfo(client, tokens["access_token"]).json
 
 
-@pytest.mark.parametrize("acr_values", ["urn:idp:acr:low", "urn:idp:acr:low urn:idp:acr:substantial", "unknown"])
+@pytest.mark.parametrize(
+    "acr_values", ["urn:idp:acr:low", "urn:idp:acr:low urn:idp:acr:substantial", "unknown"]
+)
 def test_acr_values_request_gets_an_acr_claim(client, user, acr_values):
     tokens = portal_tokens(client, acr_values=acr_values)
     _, claims = decode(client, tokens["id_token"])
@@ -405,7 +430,9 @@ def test_form_post_also_carries_errors(client):
     resp = client.get("/authorize", query_string=params)
     assert resp.status_code == 200
     fields = _form_fields(resp.get_data(as_text=True))
-    assert fields["error"] == "login_required" and fields["state"] == params["state"] and fields["iss"] == ISSUER
+    assert (
+        fields["error"] == "login_required" and fields["state"] == params["state"] and fields["iss"] == ISSUER
+    )
 
 
 def test_form_post_escapes_values(client):

@@ -31,9 +31,14 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
-                receiver.requests.append({"path": self.path, "content_type": self.headers.get("Content-Type"),
-                                          "form": {k: v[0] for k, v in parse_qs(body).items()},
-                                          "cache": self.headers.get("Cache-Control")})
+                receiver.requests.append(
+                    {
+                        "path": self.path,
+                        "content_type": self.headers.get("Content-Type"),
+                        "form": {k: v[0] for k, v in parse_qs(body).items()},
+                        "cache": self.headers.get("Cache-Control"),
+                    }
+                )
                 self.send_response(receiver.status)
                 self.send_header("Cache-Control", "no-store")
                 self.send_header("Content-Length", "0")
@@ -111,7 +116,9 @@ def test_logout_posts_a_valid_logout_token_to_every_rp_of_the_session(bcl_app, r
         assert "nonce" not in claims
     for request in receiver.requests:
         assert request["content_type"].startswith("application/x-www-form-urlencoded")
-    jtis = {unverified(t)[1]["jti"] for t in receiver.tokens_for("/portal/bcl") + receiver.tokens_for("/app/bcl")}
+    jtis = {
+        unverified(t)[1]["jti"] for t in receiver.tokens_for("/portal/bcl") + receiver.tokens_for("/app/bcl")
+    }
     assert len(jtis) == 2
 
 
@@ -140,8 +147,13 @@ def test_only_rps_that_took_part_in_the_session_are_told(bcl_app, receiver):
 
 def test_rp_initiated_logout_with_redirect_also_notifies_the_others(bcl_app, receiver):
     client, portal, _app = login_both(bcl_app)
-    resp = client.get("/logout", query_string={"id_token_hint": portal["id_token"],
-                                               "post_logout_redirect_uri": "https://portal.example.com/logged-out"})
+    resp = client.get(
+        "/logout",
+        query_string={
+            "id_token_hint": portal["id_token"],
+            "post_logout_redirect_uri": "https://portal.example.com/logged-out",
+        },
+    )
     assert resp.location == "https://portal.example.com/logged-out"
     assert len(receiver.tokens_for("/app/bcl")) == 1
     assert len(receiver.tokens_for("/portal/bcl")) == 1
@@ -181,7 +193,9 @@ def test_ending_a_session_from_the_account_page_notifies_the_rps(bcl_app, receiv
     sid = unverified(portal["id_token"])[1]["sid"]
     page = client.get("/account/")
     assert page.status_code == 200
-    resp = client.post(f"/account/sessions/{sid}/end", data={"csrf_token": csrf_from(page.get_data(as_text=True))})
+    resp = client.post(
+        f"/account/sessions/{sid}/end", data={"csrf_token": csrf_from(page.get_data(as_text=True))}
+    )
     assert resp.status_code == 303
     assert len(receiver.tokens_for("/portal/bcl")) == 1
     assert unverified(receiver.tokens_for("/portal/bcl")[0])[1]["sid"] == sid
@@ -199,4 +213,3 @@ def test_a_new_login_by_another_person_logs_the_previous_one_out_everywhere(bcl_
     tokens = receiver.tokens_for("/portal/bcl")
     assert len(tokens) == 1
     assert unverified(tokens[0])[1]["sub"] == unverified(portal["id_token"])[1]["sub"]
-

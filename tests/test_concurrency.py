@@ -54,10 +54,18 @@ def test_concurrent_redemptions_of_one_code_exactly_one_succeeds(server, n):
     for _ in range(ROUNDS):
         params, verifier = authorize_params()
         code = get_code(server.browser, params)["code"]
-        data = {"grant_type": "authorization_code", "code": code, "redirect_uri": params["redirect_uri"],
-                "code_verifier": verifier}
-        responses = race(n, lambda: requests.post(server.url + "/token", data=data, headers=basic_header(),
-                                                   timeout=30))
+        data = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": params["redirect_uri"],
+            "code_verifier": verifier,
+        }
+        responses = race(
+            n,
+            lambda data=data: requests.post(
+                server.url + "/token", data=data, headers=basic_header(), timeout=30
+            ),
+        )
         statuses = sorted(r.status_code for r in responses)
         assert statuses == [200] + [400] * (n - 1), [r.text for r in responses]
         assert all(r.json()["error"] == "invalid_grant" for r in responses if r.status_code == 400)
@@ -67,18 +75,31 @@ def test_concurrent_redemptions_by_a_public_client_exactly_one_succeeds(server):
     for _ in range(ROUNDS):
         params, verifier = authorize_params(client_id="app", redirect_uri=APP_REDIRECT)
         code = get_code(server.browser, params)["code"]
-        data = {"grant_type": "authorization_code", "code": code, "redirect_uri": APP_REDIRECT,
-                "code_verifier": verifier, "client_id": "app"}
-        responses = race(2, lambda: requests.post(server.url + "/token", data=data, timeout=30))
+        data = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": APP_REDIRECT,
+            "code_verifier": verifier,
+            "client_id": "app",
+        }
+        responses = race(2, lambda data=data: requests.post(server.url + "/token", data=data, timeout=30))
         assert sorted(r.status_code for r in responses) == [200, 400], [r.text for r in responses]
 
 
 def _app_tokens(server) -> dict:
     params, verifier = authorize_params(client_id="app", redirect_uri=APP_REDIRECT)
     code = get_code(server.browser, params)["code"]
-    resp = requests.post(server.url + "/token", timeout=30, data={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": APP_REDIRECT,
-        "code_verifier": verifier, "client_id": "app"})
+    resp = requests.post(
+        server.url + "/token",
+        timeout=30,
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": APP_REDIRECT,
+            "code_verifier": verifier,
+            "client_id": "app",
+        },
+    )
     assert resp.status_code == 200, resp.text
     return resp.json()
 
@@ -88,18 +109,31 @@ def test_concurrent_uses_of_one_public_refresh_token_at_most_one_succeeds_and_th
     for _ in range(ROUNDS):
         tokens = _app_tokens(server)
         data = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": "app"}
-        responses = race(n, lambda: requests.post(server.url + "/token", data=data, timeout=30))
+        responses = race(n, lambda data=data: requests.post(server.url + "/token", data=data, timeout=30))
         ok = [r for r in responses if r.status_code == 200]
         assert len(ok) <= 1, [r.text for r in responses]
         assert all(r.json()["error"] == "invalid_grant" for r in responses if r.status_code != 200)
         # the family is revoked: every refresh token and access token of it stops working
         for r in ok:
-            again = requests.post(server.url + "/token", timeout=30, data={
-                "grant_type": "refresh_token", "refresh_token": r.json()["refresh_token"], "client_id": "app"})
+            again = requests.post(
+                server.url + "/token",
+                timeout=30,
+                data={
+                    "grant_type": "refresh_token",
+                    "refresh_token": r.json()["refresh_token"],
+                    "client_id": "app",
+                },
+            )
             assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
-            info = requests.get(server.url + "/userinfo", timeout=30,
-                                headers={"Authorization": "Bearer " + r.json()["access_token"]})
+            info = requests.get(
+                server.url + "/userinfo",
+                timeout=30,
+                headers={"Authorization": "Bearer " + r.json()["access_token"]},
+            )
             assert info.status_code == 401
-        info = requests.get(server.url + "/userinfo", timeout=30,
-                            headers={"Authorization": "Bearer " + tokens["access_token"]})
+        info = requests.get(
+            server.url + "/userinfo",
+            timeout=30,
+            headers={"Authorization": "Bearer " + tokens["access_token"]},
+        )
         assert info.status_code == 401

@@ -5,8 +5,13 @@ from __future__ import annotations
 import pytest
 
 ENDPOINT_KEYS = (
-    "authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri", "revocation_endpoint",
-    "introspection_endpoint", "end_session_endpoint",
+    "authorization_endpoint",
+    "token_endpoint",
+    "userinfo_endpoint",
+    "jwks_uri",
+    "revocation_endpoint",
+    "introspection_endpoint",
+    "end_session_endpoint",
 )
 
 
@@ -59,10 +64,18 @@ def test_discovery_states_each_capability_explicitly(client, key, expected):
 
 def test_discovery_lists_scopes_claims_and_auth_methods(client):
     doc = client.get("/.well-known/openid-configuration").json
-    assert {"openid", "profile", "email", "phone", "address", "offline_access"} <= set(doc["scopes_supported"])
-    assert {"sub", "iss", "auth_time", "acr", "amr", "email", "phone_number", "name"} <= set(doc["claims_supported"])
+    assert {"openid", "profile", "email", "phone", "address", "offline_access"} <= set(
+        doc["scopes_supported"]
+    )
+    assert {"sub", "iss", "auth_time", "acr", "amr", "email", "phone_number", "name"} <= set(
+        doc["claims_supported"]
+    )
     assert set(doc["token_endpoint_auth_methods_supported"]) == {
-        "client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+        "none",
+    }
     assert "none" not in doc["token_endpoint_auth_signing_alg_values_supported"]
     assert set(doc["prompt_values_supported"]) >= {"none", "login", "consent"}
     assert doc["acr_values_supported"] == ["urn:idp:acr:low", "urn:idp:acr:substantial", "urn:idp:acr:high"]

@@ -20,8 +20,9 @@ def sso(client, user):
 
 
 def introspect(client, token, headers=None, **data):
-    return client.post("/introspect", data={"token": token, **data},
-                       headers=headers if headers is not None else basic())
+    return client.post(
+        "/introspect", data={"token": token, **data}, headers=headers if headers is not None else basic()
+    )
 
 
 @pytest.mark.parametrize("kind", ["access_token", "refresh_token"])
@@ -50,8 +51,10 @@ def test_unknown_token_is_only_inactive(client, token):
 
 def test_another_clients_token_is_only_inactive(client, sso):
     tokens = portal_tokens(client)
-    resp = client.post("/introspect", data={"token": tokens["access_token"], "client_id": "partner",
-                                            "client_secret": PORTAL_SECRET})
+    resp = client.post(
+        "/introspect",
+        data={"token": tokens["access_token"], "client_id": "partner", "client_secret": PORTAL_SECRET},
+    )
     assert resp.status_code == 200 and resp.json == INACTIVE
 
 
@@ -76,8 +79,10 @@ def test_expired_token_is_only_inactive(app, client, sso):
 
 def test_rotated_refresh_token_is_only_inactive(client, sso):
     tokens = app_tokens(client)
-    client.post("/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
-                                "client_id": "app"})
+    client.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": "app"},
+    )
     assert introspect(client, tokens["refresh_token"]).json == INACTIVE
 
 

@@ -72,8 +72,9 @@ def test_private_keys_are_encrypted_at_rest(app):
                 serialization.load_pem_private_key(row.private_pem.encode(), b"not the passphrase")
         active = [r for r in rows if r.retired_at is None]
         assert len(active) == 1
-        serialization.load_pem_private_key(active[0].private_pem.encode(),
-                                           b"test keys passphrase, not for production")
+        serialization.load_pem_private_key(
+            active[0].private_pem.encode(), b"test keys passphrase, not for production"
+        )
 
 
 def test_keys_rotate_signs_with_new_key_and_keeps_old_public_key_until_its_tokens_expire(app, client, user):
@@ -138,22 +139,42 @@ def _forge_variants(client, genuine: str) -> dict[str, str]:
     attacker = RSAKey.generate_key(2048, parameters={"kid": header["kid"]})
     pem = ours.as_pem(private=False)
     return {
-        "alg_none": _b64({"alg": "none", "typ": header["typ"], "kid": header["kid"]}) + "." + _b64(claims) + ".",
-        "hs256_with_public_key": _hmac_signed({"alg": "HS256", "kid": header["kid"], "typ": header["typ"]}, claims,
-                                              pem),
-        "embedded_jwk": jwt.encode({"alg": "RS256", "kid": header["kid"], "typ": header["typ"],
-                                    "jwk": attacker.as_dict(private=False)}, claims, attacker),
-        "jku": jwt.encode({"alg": "RS256", "kid": header["kid"], "typ": header["typ"],
-                           "jku": "https://evil.example/jwks"}, claims, attacker),
-        "unknown_kid": jwt.encode({"alg": "RS256", "kid": "nope", "typ": header["typ"]}, claims,
-                                  RSAKey.generate_key(2048)),
-        "tampered_claims": genuine.split(".")[0] + "." + _b64({**claims, "sub": "someone-else"}) + "."
+        "alg_none": _b64({"alg": "none", "typ": header["typ"], "kid": header["kid"]})
+        + "."
+        + _b64(claims)
+        + ".",
+        "hs256_with_public_key": _hmac_signed(
+            {"alg": "HS256", "kid": header["kid"], "typ": header["typ"]}, claims, pem
+        ),
+        "embedded_jwk": jwt.encode(
+            {
+                "alg": "RS256",
+                "kid": header["kid"],
+                "typ": header["typ"],
+                "jwk": attacker.as_dict(private=False),
+            },
+            claims,
+            attacker,
+        ),
+        "jku": jwt.encode(
+            {"alg": "RS256", "kid": header["kid"], "typ": header["typ"], "jku": "https://evil.example/jwks"},
+            claims,
+            attacker,
+        ),
+        "unknown_kid": jwt.encode(
+            {"alg": "RS256", "kid": "nope", "typ": header["typ"]}, claims, RSAKey.generate_key(2048)
+        ),
+        "tampered_claims": genuine.split(".")[0]
+        + "."
+        + _b64({**claims, "sub": "someone-else"})
+        + "."
         + genuine.split(".")[2],
     }
 
 
-@pytest.mark.parametrize("variant", ["alg_none", "hs256_with_public_key", "embedded_jwk", "jku", "unknown_kid",
-                                     "tampered_claims"])
+@pytest.mark.parametrize(
+    "variant", ["alg_none", "hs256_with_public_key", "embedded_jwk", "jku", "unknown_kid", "tampered_claims"]
+)
 def test_userinfo_refuses_forged_access_tokens(client, user, variant):
     tokens = portal_tokens(client)
     forged = _forge_variants(client, tokens["access_token"])[variant]
@@ -166,16 +187,23 @@ def test_signing_key_is_not_usable_with_another_algorithm(app):
     ring = app.extensions["idp.keys"]
     with app.app_context():
         key = RSAKey.import_key(ring.active.key.as_pem(private=True))  # the same key, without its "alg"
-        token = jwt.encode({"alg": "PS256", "kid": ring.active.kid, "typ": "at+jwt"},
-                           {"iss": "http://localhost", "jti": "x"}, key, algorithms=["PS256"])
+        token = jwt.encode(
+            {"alg": "PS256", "kid": ring.active.kid, "typ": "at+jwt"},
+            {"iss": "http://localhost", "jti": "x"},
+            key,
+            algorithms=["PS256"],
+        )
         with pytest.raises(Exception):  # noqa: B017, PT011 - any refusal
             ring.verify(token, typ="at+jwt")
 
 
 def test_a_key_of_another_issuer_never_verifies(app):
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    key = RSAKey.import_key(other.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                serialization.NoEncryption()))
+    key = RSAKey.import_key(
+        other.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     token = jwt.encode({"alg": "RS256", "typ": "at+jwt"}, {"iss": "http://localhost"}, key)
     with app.app_context(), pytest.raises(Exception):  # noqa: B017, PT011
         app.extensions["idp.keys"].verify(token, typ="at+jwt")

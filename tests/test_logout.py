@@ -37,26 +37,41 @@ def test_logout_without_parameters_logs_out_and_shows_a_page(client, alice):
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_logout_with_hint_and_registered_uri_redirects_there_with_state(client, alice, method):
-    params = {"id_token_hint": alice["id_token"], "post_logout_redirect_uri": PORTAL_LOGGED_OUT, "state": "s-1",
-              "client_id": "portal"}
-    resp = client.post("/logout", data=params) if method == "POST" else client.get("/logout", query_string=params)
+    params = {
+        "id_token_hint": alice["id_token"],
+        "post_logout_redirect_uri": PORTAL_LOGGED_OUT,
+        "state": "s-1",
+        "client_id": "portal",
+    }
+    resp = (
+        client.post("/logout", data=params)
+        if method == "POST"
+        else client.get("/logout", query_string=params)
+    )
     assert resp.status_code in (302, 303)
     assert resp.location == PORTAL_LOGGED_OUT + "?state=s-1"
     assert not logged_in(client)
 
 
 def test_logout_redirect_without_state_has_no_state(client, alice):
-    resp = client.get("/logout", query_string={"id_token_hint": alice["id_token"],
-                                               "post_logout_redirect_uri": PORTAL_LOGGED_OUT})
+    resp = client.get(
+        "/logout",
+        query_string={"id_token_hint": alice["id_token"], "post_logout_redirect_uri": PORTAL_LOGGED_OUT},
+    )
     assert resp.location == PORTAL_LOGGED_OUT
 
 
 def test_native_app_logout_redirects_to_its_private_use_scheme(client, user):
     inject_sso(client.application, client, user)
     tokens = app_tokens(client)
-    resp = client.get("/logout", query_string={"id_token_hint": tokens["id_token"],
-                                               "post_logout_redirect_uri": "be.example.app:/logged-out",
-                                               "state": "z"})
+    resp = client.get(
+        "/logout",
+        query_string={
+            "id_token_hint": tokens["id_token"],
+            "post_logout_redirect_uri": "be.example.app:/logged-out",
+            "state": "z",
+        },
+    )
     assert resp.location == "be.example.app:/logged-out?state=z"
 
 
@@ -73,15 +88,19 @@ def test_native_app_logout_redirects_to_its_private_use_scheme(client, user):
     ],
 )
 def test_unregistered_or_modified_uri_logs_out_but_never_redirects(client, alice, uri):
-    resp = client.get("/logout", query_string={"id_token_hint": alice["id_token"],
-                                               "post_logout_redirect_uri": uri, "state": "s"})
+    resp = client.get(
+        "/logout",
+        query_string={"id_token_hint": alice["id_token"], "post_logout_redirect_uri": uri, "state": "s"},
+    )
     assert resp.status_code == 200
     assert "Location" not in resp.headers
     assert not logged_in(client)
 
 
 def test_registered_uri_without_a_hint_is_not_redirected_to(client, alice):
-    resp = client.get("/logout", query_string={"client_id": "portal", "post_logout_redirect_uri": PORTAL_LOGGED_OUT})
+    resp = client.get(
+        "/logout", query_string={"client_id": "portal", "post_logout_redirect_uri": PORTAL_LOGGED_OUT}
+    )
     assert "Location" not in resp.headers
 
 
@@ -103,8 +122,15 @@ def test_bad_hint_is_refused_without_redirect_and_without_logout(client, alice, 
     if hint == "other_issuer":
         with client.application.app_context():
             token = client.application.extensions["idp.keys"].sign({**claims, "iss": "https://other.example"})
-    resp = client.get("/logout", query_string={"id_token_hint": token, "post_logout_redirect_uri": PORTAL_LOGGED_OUT,
-                                               "state": "s", **extra})
+    resp = client.get(
+        "/logout",
+        query_string={
+            "id_token_hint": token,
+            "post_logout_redirect_uri": PORTAL_LOGGED_OUT,
+            "state": "s",
+            **extra,
+        },
+    )
     assert resp.status_code == 400
     assert "Location" not in resp.headers
     assert logged_in(client)
@@ -114,8 +140,10 @@ def test_hint_of_another_user_does_not_end_this_browsers_session(client, make_us
     bob_browser = client.application.test_client()
     inject_sso(client.application, bob_browser, make_user("bob"))
     bob = portal_tokens(bob_browser)
-    resp = client.get("/logout", query_string={"id_token_hint": bob["id_token"],
-                                               "post_logout_redirect_uri": PORTAL_LOGGED_OUT})
+    resp = client.get(
+        "/logout",
+        query_string={"id_token_hint": bob["id_token"], "post_logout_redirect_uri": PORTAL_LOGGED_OUT},
+    )
     assert resp.status_code == 400 and "Location" not in resp.headers
     assert logged_in(client)
     assert logged_in(bob_browser)
@@ -126,19 +154,29 @@ def test_expired_hint_is_still_accepted(client, alice):
     app = client.application
     with app.app_context():
         hint = app.extensions["idp.keys"].sign({**claims, "iat": 1, "exp": 2}, typ="JWT")
-    resp = client.get("/logout", query_string={"id_token_hint": hint, "post_logout_redirect_uri": PORTAL_LOGGED_OUT})
+    resp = client.get(
+        "/logout", query_string={"id_token_hint": hint, "post_logout_redirect_uri": PORTAL_LOGGED_OUT}
+    )
     assert resp.location == PORTAL_LOGGED_OUT
 
 
 def test_hint_after_the_session_already_ended_still_redirects(client, alice):
     client.get("/logout")
-    resp = client.get("/logout", query_string={"id_token_hint": alice["id_token"],
-                                               "post_logout_redirect_uri": PORTAL_LOGGED_OUT, "state": "again"})
+    resp = client.get(
+        "/logout",
+        query_string={
+            "id_token_hint": alice["id_token"],
+            "post_logout_redirect_uri": PORTAL_LOGGED_OUT,
+            "state": "again",
+        },
+    )
     assert resp.location == PORTAL_LOGGED_OUT + "?state=again"
 
 
 def test_unknown_client_id_is_an_error_page(client, alice):
-    resp = client.get("/logout", query_string={"client_id": "nobody", "post_logout_redirect_uri": PORTAL_LOGGED_OUT})
+    resp = client.get(
+        "/logout", query_string={"client_id": "nobody", "post_logout_redirect_uri": PORTAL_LOGGED_OUT}
+    )
     assert resp.status_code == 400 and "Location" not in resp.headers
 
 

@@ -31,8 +31,10 @@ def test_public_client_refresh_rotates_the_refresh_token(client, user):
     assert new["refresh_token"] != tokens["refresh_token"]
     assert userinfo(client, new["access_token"]).status_code == 200
     third = refresh(client, new["refresh_token"])
-    assert third.status_code == 200 and third.json["refresh_token"] not in (tokens["refresh_token"],
-                                                                           new["refresh_token"])
+    assert third.status_code == 200 and third.json["refresh_token"] not in (
+        tokens["refresh_token"],
+        new["refresh_token"],
+    )
 
 
 def test_public_client_reusing_a_rotated_refresh_token_revokes_the_family(client, user):
@@ -47,8 +49,14 @@ def test_public_client_reusing_a_rotated_refresh_token_revokes_the_family(client
 def test_refused_scope_does_not_use_up_a_public_clients_refresh_token(client, user):
     tokens = app_tokens(client, scope="openid email")
     resp = client.post(
-        "/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": "app",
-                        "scope": "openid email address"})
+        "/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": "app",
+            "scope": "openid email address",
+        },
+    )
     assert resp.status_code == 400 and resp.json["error"] == "invalid_scope"
     assert refresh(client, tokens["refresh_token"]).status_code == 200
 
@@ -64,8 +72,15 @@ def test_confidential_client_refresh_token_is_bound_to_the_client_and_not_rotate
 def test_another_clients_refresh_token_is_invalid_grant(client, user):
     portal = portal_tokens(client)
     app = app_tokens(client)
-    resp = client.post("/token", data={"grant_type": "refresh_token", "refresh_token": portal["refresh_token"],
-                                       "client_id": "partner", "client_secret": PORTAL_SECRET})
+    resp = client.post(
+        "/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": portal["refresh_token"],
+            "client_id": "partner",
+            "client_secret": PORTAL_SECRET,
+        },
+    )
     assert_invalid_grant(resp)
     assert_invalid_grant(refresh(client, portal["refresh_token"], client_id="app"))
     assert_invalid_grant(refresh(client, app["refresh_token"], auth=basic()))
@@ -92,8 +107,15 @@ def test_refreshed_id_token_keeps_iss_sub_aud_and_auth_time(client, user, flow):
 
 def test_refresh_can_narrow_the_scope_and_the_narrowed_token_is_narrow(client, user):
     tokens = portal_tokens(client, scope="openid email phone offline_access")
-    resp = client.post("/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
-                                       "scope": "openid email"}, headers=basic())
+    resp = client.post(
+        "/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "scope": "openid email",
+        },
+        headers=basic(),
+    )
     assert resp.status_code == 200
     assert set(resp.json["scope"].split()) == {"openid", "email"}
     info = userinfo(client, resp.json["access_token"]).json
@@ -102,8 +124,15 @@ def test_refresh_can_narrow_the_scope_and_the_narrowed_token_is_narrow(client, u
 
 def test_refresh_cannot_widen_the_scope(client, user):
     tokens = portal_tokens(client, scope="openid email")
-    resp = client.post("/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
-                                       "scope": "openid email address"}, headers=basic())
+    resp = client.post(
+        "/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "scope": "openid email address",
+        },
+        headers=basic(),
+    )
     assert resp.status_code == 400 and resp.json["error"] == "invalid_scope"
 
 
@@ -113,8 +142,11 @@ def test_expired_refresh_token_is_invalid_grant(app, client, user):
 
     tokens = app_tokens(client)
     with app.app_context():
-        db.session.execute(update(RefreshToken).where(RefreshToken.token_hash == digest(tokens["refresh_token"]))
-                           .values(expires_at=int(time.time()) - 1))
+        db.session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.token_hash == digest(tokens["refresh_token"]))
+            .values(expires_at=int(time.time()) - 1)
+        )
         db.session.commit()
     assert_invalid_grant(refresh(client, tokens["refresh_token"]))
 

@@ -69,8 +69,10 @@ def test_revocation_needs_client_authentication(client, sso):
 
 def test_a_client_cannot_revoke_another_clients_token(client, sso):
     tokens = portal_tokens(client)
-    resp = client.post("/revoke", data={"token": tokens["refresh_token"], "client_id": "partner",
-                                        "client_secret": PORTAL_SECRET})
+    resp = client.post(
+        "/revoke",
+        data={"token": tokens["refresh_token"], "client_id": "partner", "client_secret": PORTAL_SECRET},
+    )
     assert resp.status_code in (200, 400)
     assert refresh(client, tokens["refresh_token"], auth=basic()).status_code == 200
     app = app_tokens(client)

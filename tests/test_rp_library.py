@@ -64,7 +64,9 @@ def provider(live_server, make_user):
     return server
 
 
-def validate_id_token(server, id_token: str, client_id: str, nonce: str | None, access_token: str | None = None):
+def validate_id_token(
+    server, id_token: str, client_id: str, nonce: str | None, access_token: str | None = None
+):
     keys = KeySet.import_key_set(requests.get(server.doc["jwks_uri"], timeout=5).json())
     token = jwt.decode(id_token, keys, algorithms=server.doc["id_token_signing_alg_values_supported"])
     registry = jwt.JWTClaimsRegistry(
@@ -88,13 +90,18 @@ def test_authlib_client_completes_the_whole_lifecycle_with_a_confidential_client
     doc = provider.doc
     assert doc["issuer"] == provider.url
     rp = OAuth2Session(
-        client_id="portal", client_secret=PORTAL_SECRET, scope="openid profile email offline_access",
-        redirect_uri=PORTAL_CALLBACK, code_challenge_method="S256",
+        client_id="portal",
+        client_secret=PORTAL_SECRET,
+        scope="openid profile email offline_access",
+        redirect_uri=PORTAL_CALLBACK,
+        code_challenge_method="S256",
         token_endpoint_auth_method="client_secret_basic",
     )
     verifier = secrets.token_urlsafe(48)
     nonce = secrets.token_urlsafe(16)
-    url, state = rp.create_authorization_url(doc["authorization_endpoint"], code_verifier=verifier, nonce=nonce)
+    url, state = rp.create_authorization_url(
+        doc["authorization_endpoint"], code_verifier=verifier, nonce=nonce
+    )
     assert "code_challenge=" in url and "code_challenge_method=S256" in url
 
     browser = requests.Session()
@@ -113,20 +120,31 @@ def test_authlib_client_completes_the_whole_lifecycle_with_a_confidential_client
 
     refreshed = rp.refresh_token(doc["token_endpoint"], refresh_token=token["refresh_token"])
     again = validate_id_token(provider, refreshed["id_token"], "portal", None)
-    assert (again["sub"], again["auth_time"], again["iss"]) == (claims["sub"], claims["auth_time"], claims["iss"])
+    assert (again["sub"], again["auth_time"], again["iss"]) == (
+        claims["sub"],
+        claims["auth_time"],
+        claims["iss"],
+    )
     assert rp.get(doc["userinfo_endpoint"]).status_code == 200
 
-    revoked = rp.revoke_token(doc["revocation_endpoint"], token=token["refresh_token"],
-                              token_type_hint="refresh_token")
+    revoked = rp.revoke_token(
+        doc["revocation_endpoint"], token=token["refresh_token"], token_type_hint="refresh_token"
+    )
     assert revoked.status_code == 200
     with pytest.raises(Exception):  # noqa: B017, PT011 - Authlib raises OAuthError for invalid_grant
         rp.refresh_token(doc["token_endpoint"], refresh_token=token["refresh_token"])
     assert rp.get(doc["userinfo_endpoint"]).status_code == 401
 
     # RP-initiated logout: back to the registered URI with the state, and the session is gone.
-    logout = browser.get(doc["end_session_endpoint"], allow_redirects=False, params={
-        "id_token_hint": token["id_token"], "post_logout_redirect_uri": "https://portal.example.com/logged-out",
-        "state": "bye"})
+    logout = browser.get(
+        doc["end_session_endpoint"],
+        allow_redirects=False,
+        params={
+            "id_token_hint": token["id_token"],
+            "post_logout_redirect_uri": "https://portal.example.com/logged-out",
+            "state": "bye",
+        },
+    )
     assert logout.status_code in (302, 303)
     assert logout.headers["Location"] == "https://portal.example.com/logged-out?state=bye"
     url, _ = rp.create_authorization_url(doc["authorization_endpoint"], code_verifier=verifier, prompt="none")
@@ -137,11 +155,18 @@ def test_authlib_client_completes_the_whole_lifecycle_with_a_confidential_client
 def test_authlib_client_as_a_native_app_on_a_loopback_port(provider):
     doc = provider.doc
     redirect_uri = "http://127.0.0.1:49152/callback"  # registered without a port: any port is fine
-    rp = OAuth2Session(client_id="app", scope="openid email offline_access", redirect_uri=redirect_uri,
-                       code_challenge_method="S256", token_endpoint_auth_method="none")
+    rp = OAuth2Session(
+        client_id="app",
+        scope="openid email offline_access",
+        redirect_uri=redirect_uri,
+        code_challenge_method="S256",
+        token_endpoint_auth_method="none",
+    )
     verifier = secrets.token_urlsafe(48)
     nonce = secrets.token_urlsafe(16)
-    url, _state = rp.create_authorization_url(doc["authorization_endpoint"], code_verifier=verifier, nonce=nonce)
+    url, _state = rp.create_authorization_url(
+        doc["authorization_endpoint"], code_verifier=verifier, nonce=nonce
+    )
     callback = browser_login(provider, requests.Session(), url)
     token = rp.fetch_token(doc["token_endpoint"], authorization_response=callback, code_verifier=verifier)
     validate_id_token(provider, token["id_token"], "app", nonce, token["access_token"])

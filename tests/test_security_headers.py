@@ -13,7 +13,9 @@ PAGES = ["/authorize?client_id=nobody", "/logout", "/login/-", "/account/"]
 
 
 def directives(csp: str) -> dict[str, str]:
-    return {d.strip().split(" ", 1)[0]: (d.strip().split(" ", 1) + [""])[1] for d in csp.split(";") if d.strip()}
+    return {
+        d.strip().split(" ", 1)[0]: (d.strip().split(" ", 1) + [""])[1] for d in csp.split(";") if d.strip()
+    }
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -70,14 +72,19 @@ def test_no_cors_on_the_authorization_endpoint(client, method):
 
 
 def test_token_endpoint_grants_no_credentialed_cors(client):
-    resp = client.post("/token", data={"grant_type": "refresh_token", "refresh_token": "x"},
-                       headers={**basic(), "Origin": "https://evil.example.com"})
+    resp = client.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": "x"},
+        headers={**basic(), "Origin": "https://evil.example.com"},
+    )
     assert resp.headers.get("Access-Control-Allow-Origin") in (None, "*")
     assert "Access-Control-Allow-Credentials" not in resp.headers
 
 
-@pytest.mark.parametrize("next_url", ["//evil.example.com/", "https://evil.example.com/", "/\\evil.example.com",
-                                      "javascript:alert(1)"])
+@pytest.mark.parametrize(
+    "next_url",
+    ["//evil.example.com/", "https://evil.example.com/", "/\\evil.example.com", "javascript:alert(1)"],
+)
 def test_language_picker_is_not_an_open_redirect(client, next_url):
     from tests.conftest import csrf_from
 

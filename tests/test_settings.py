@@ -1,4 +1,4 @@
-"""Configuration files: strict validation, every error at once with file/key/reason, secrets, production rules."""
+"""Configuration files: strict validation, all errors at once (file/key/reason), secrets, production rules."""
 
 from __future__ import annotations
 
@@ -65,8 +65,11 @@ def test_a_valid_file_loads(tmp_path):
     [
         ("[provider2]\nx = 1\n", "provider2"),
         ("[tokens]\naccess_token_lifetime = 60\n", "access_token_lifetime"),
-        ("[[clients]]\nclient_id = 'x'\ntype = 'public'\nredirect_uris = ['https://x.example/cb']\ncolour = 'red'\n",
-         "colour"),
+        (
+            "[[clients]]\nclient_id = 'x'\ntype = 'public'\nredirect_uris = ['https://x.example/cb']\n"
+            "colour = 'red'\n",
+            "colour",
+        ),
     ],
 )
 def test_unknown_keys_are_errors(tmp_path, addition, key):
@@ -75,8 +78,11 @@ def test_unknown_keys_are_errors(tmp_path, addition, key):
 
 
 def test_every_error_is_reported_at_once_with_file_key_and_reason(tmp_path):
-    path = write(tmp_path, VALID.replace('issuer = "http://127.0.0.1:5000"', 'issuer = "http://127.0.0.1:5000/"')
-                 + "[tokens]\naccess_token_ttl = 5\nbogus = true\n[session]\nidle_timeout = 'long'\n")
+    path = write(
+        tmp_path,
+        VALID.replace('issuer = "http://127.0.0.1:5000"', 'issuer = "http://127.0.0.1:5000/"')
+        + "[tokens]\naccess_token_ttl = 5\nbogus = true\n[session]\nidle_timeout = 'long'\n",
+    )
     errors = errors_of(path)
     assert len(errors) >= 4
     assert has_error(errors, "issuer") and has_error(errors, "access_token_ttl")
@@ -89,10 +95,17 @@ def test_every_error_is_reported_at_once_with_file_key_and_reason(tmp_path):
 @pytest.mark.parametrize(
     "old, new, key",
     [
-        ('secret_key = "env:T_SECRET"', 'secret_key = "a-literal-secret-that-is-long-enough-1234567890"', "secret_key"),
+        (
+            'secret_key = "env:T_SECRET"',
+            'secret_key = "a-literal-secret-that-is-long-enough-1234567890"',
+            "secret_key",
+        ),
         ('passphrase = "env:T_KEYS"', 'passphrase = "literal passphrase"', "passphrase"),
-        ('client_secret = "env:T_PORTAL"', 'client_secret = "pppppppppppppppppppppppppppppppppppppppp"',
-         "client_secret"),
+        (
+            'client_secret = "env:T_PORTAL"',
+            'client_secret = "pppppppppppppppppppppppppppppppppppppppp"',
+            "client_secret",
+        ),
     ],
 )
 def test_secrets_are_only_env_or_file_references(tmp_path, old, new, key):
@@ -107,21 +120,29 @@ def test_a_missing_environment_variable_is_an_error(tmp_path):
 
 def test_secrets_can_come_from_files(tmp_path):
     (tmp_path / "portal.secret").write_text("f" * 40 + "\n")
-    path = write(tmp_path, VALID.replace('client_secret = "env:T_PORTAL"',
-                                         f'client_secret = "file:{tmp_path}/portal.secret"'))
-    assert load_settings(path, environ=dict(ENV), instance_dir=tmp_path).clients["portal"].client_secret == "f" * 40
+    path = write(
+        tmp_path,
+        VALID.replace('client_secret = "env:T_PORTAL"', f'client_secret = "file:{tmp_path}/portal.secret"'),
+    )
+    assert (
+        load_settings(path, environ=dict(ENV), instance_dir=tmp_path).clients["portal"].client_secret
+        == "f" * 40
+    )
 
 
 @pytest.mark.parametrize(
     "text, key",
     [
-        ("redirect_uris = [\"https://portal.example.com/callback#frag\"]", "redirect_uris"),
-        ("client_secret = \"env:SHORT\"", "client_secret"),
+        ('redirect_uris = ["https://portal.example.com/callback#frag"]', "redirect_uris"),
+        ('client_secret = "env:SHORT"', "client_secret"),
     ],
 )
 def test_client_mistakes_are_errors(tmp_path, text, key):
-    base = VALID.replace('redirect_uris = ["https://portal.example.com/callback"]', text) if "redirect" in text \
+    base = (
+        VALID.replace('redirect_uris = ["https://portal.example.com/callback"]', text)
+        if "redirect" in text
         else VALID.replace('client_secret = "env:T_PORTAL"', text)
+    )
     errors = errors_of(write(tmp_path, base), environ={**ENV, "SHORT": "short"})
     assert has_error(errors, key)
 
@@ -138,7 +159,7 @@ PRODUCTION_REFUSALS = [
 
 @pytest.mark.parametrize("what, key, reason", PRODUCTION_REFUSALS)
 def test_production_refuses_development_choices(tmp_path, what, key, reason):
-    text = VALID.replace('[provider]\n', '[provider]\nenvironment = "production"\n') + textwrap.dedent(f"""
+    text = VALID.replace("[provider]\n", '[provider]\nenvironment = "production"\n') + textwrap.dedent(f"""
         [sms]
         backend = "outbox"
         outbox = "{tmp_path}/outbox.jsonl"
@@ -154,15 +175,16 @@ def test_production_refuses_development_choices(tmp_path, what, key, reason):
 
 
 def test_production_needs_its_secrets_configured(tmp_path):
-    text = VALID.replace('[provider]\n', '[provider]\nenvironment = "production"\n')
+    text = VALID.replace("[provider]\n", '[provider]\nenvironment = "production"\n')
     text = text.replace('secret_key = "env:T_SECRET"\n', "").replace('passphrase = "env:T_KEYS"\n', "")
     errors = errors_of(write(tmp_path, text))
     assert has_error(errors, "secret_key", "required") and has_error(errors, "passphrase", "required")
 
 
 def test_production_refuses_plain_http_redirect_uris(tmp_path):
-    text = VALID.replace('[provider]\n', '[provider]\nenvironment = "production"\n').replace(
-        '"https://portal.example.com/callback"', '"http://portal.example.com/callback"')
+    text = VALID.replace("[provider]\n", '[provider]\nenvironment = "production"\n').replace(
+        '"https://portal.example.com/callback"', '"http://portal.example.com/callback"'
+    )
     assert has_error(errors_of(write(tmp_path, text)), "redirect_uris", "https")
 
 

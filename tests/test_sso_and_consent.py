@@ -1,4 +1,4 @@
-"""Single sign-on across relying parties, and consent (skipped for first-party clients, remembered, revocable)."""
+"""Single sign-on across relying parties; consent (skipped for first-party clients, remembered, revocable)."""
 
 from __future__ import annotations
 
@@ -26,14 +26,24 @@ def partner_request(client, **extra):
 def decide(client, consent_location: str, decision: str):
     page = client.get(path_of(consent_location))
     assert page.status_code == 200
-    return client.post(path_of(consent_location), data={"csrf_token": csrf_from(page.get_data(as_text=True)),
-                                                        "decision": decision})
+    return client.post(
+        path_of(consent_location),
+        data={"csrf_token": csrf_from(page.get_data(as_text=True)), "decision": decision},
+    )
 
 
 def partner_exchange(client, code, verifier):
-    return client.post("/token", data={"grant_type": "authorization_code", "code": code,
-                                       "redirect_uri": PARTNER_REDIRECT, "code_verifier": verifier,
-                                       "client_id": "partner", "client_secret": PORTAL_SECRET})
+    return client.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": PARTNER_REDIRECT,
+            "code_verifier": verifier,
+            "client_id": "partner",
+            "client_secret": PORTAL_SECRET,
+        },
+    )
 
 
 @pytest.fixture
@@ -61,7 +71,11 @@ def test_both_clients_share_one_sid_and_auth_time(client, sso):
 
     _, portal = decode(client, portal_tokens(client)["id_token"])
     _, app = decode(client, app_tokens(client)["id_token"])
-    assert portal["sid"] == app["sid"] and portal["auth_time"] == app["auth_time"] and portal["sub"] == app["sub"]
+    assert (
+        portal["sid"] == app["sid"]
+        and portal["auth_time"] == app["auth_time"]
+        and portal["sub"] == app["sub"]
+    )
 
 
 def test_the_sso_session_records_each_client_that_took_part(client, sso):
@@ -73,7 +87,9 @@ def test_the_sso_session_records_each_client_that_took_part(client, sso):
     sid = decode(client, portal_tokens(client)["id_token"])[1]["sid"]
     app_tokens(client)
     with client.application.app_context():
-        clients = set(db.session.scalars(select(SessionClient.client_id).where(SessionClient.session_id == sid)))
+        clients = set(
+            db.session.scalars(select(SessionClient.client_id).where(SessionClient.session_id == sid))
+        )
     assert clients == {"portal", "app"}
 
 
@@ -184,11 +200,20 @@ def test_consent_is_revocable_from_the_account_page(client, sso):
     tokens = partner_exchange(client, code, verifier).json
     page = client.get("/account/")
     assert "Partner service" in page.get_data(as_text=True)
-    resp = client.post("/account/apps/partner/revoke", data={"csrf_token": csrf_from(page.get_data(as_text=True))})
+    resp = client.post(
+        "/account/apps/partner/revoke", data={"csrf_token": csrf_from(page.get_data(as_text=True))}
+    )
     assert resp.status_code == 303
     assert userinfo(client, tokens["access_token"]).status_code == 401
-    gone = client.post("/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
-                                       "client_id": "partner", "client_secret": PORTAL_SECRET})
+    gone = client.post(
+        "/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": "partner",
+            "client_secret": PORTAL_SECRET,
+        },
+    )
     assert gone.json["error"] == "invalid_grant"
     again, _, _ = partner_request(client)
     assert "/consent/" in again.location

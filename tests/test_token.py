@@ -38,7 +38,12 @@ ISSUER = "http://localhost"
 
 
 def post_code(client, code, verifier, redirect_uri=PORTAL_REDIRECT, headers=None, **data):
-    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri, "code_verifier": verifier}
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri,
+        "code_verifier": verifier,
+    }
     form.update(data)
     return client.post("/token", data={k: v for k, v in form.items() if v is not None}, headers=headers or {})
 
@@ -116,12 +121,20 @@ def test_client_secret_post_authenticates_a_client_registered_for_it(client, use
     from tests.conftest import csrf_from, query_of
 
     page = client.get(path_of(resp.location))
-    resp = client.post(path_of(resp.location), data={"csrf_token": csrf_from(page.get_data(as_text=True)),
-                                                     "decision": "allow"})
+    resp = client.post(
+        path_of(resp.location),
+        data={"csrf_token": csrf_from(page.get_data(as_text=True)), "decision": "allow"},
+    )
     resp = client.get(resp.location)
     code = query_of(resp.location)["code"]
-    resp = post_code(client, code, verifier, redirect_uri=PARTNER_REDIRECT, client_id="partner",
-                     client_secret=PORTAL_SECRET)
+    resp = post_code(
+        client,
+        code,
+        verifier,
+        redirect_uri=PARTNER_REDIRECT,
+        client_id="partner",
+        client_secret=PORTAL_SECRET,
+    )
     assert resp.status_code == 200, resp.json
 
 
@@ -131,7 +144,11 @@ def test_client_secret_post_authenticates_a_client_registered_for_it(client, use
         (basic("portal", "wrong" + PORTAL_SECRET), {}, "invalid_client"),
         (basic("portal", ""), {}, "invalid_client"),
         (basic("nobody", PORTAL_SECRET), {}, "invalid_client"),
-        ({}, {"client_id": "portal", "client_secret": PORTAL_SECRET}, "invalid_client"),  # registered for basic
+        (
+            {},
+            {"client_id": "portal", "client_secret": PORTAL_SECRET},
+            "invalid_client",
+        ),  # registered for basic
         ({}, {"client_id": "portal"}, "invalid_client"),  # a confidential client must authenticate
         ({}, {}, "invalid_client"),
         ({"Authorization": "Basic !!!"}, {}, "invalid_client"),
@@ -149,8 +166,14 @@ def test_failed_client_authentication_is_401_invalid_client(client, user, header
 
 
 def test_wrong_secret_with_client_secret_post_is_401(client, user):
-    resp = post_code(client, "x", "y", redirect_uri=PARTNER_REDIRECT, client_id="partner",
-                     client_secret="not the secret at all, not at all, not at all")
+    resp = post_code(
+        client,
+        "x",
+        "y",
+        redirect_uri=PARTNER_REDIRECT,
+        client_id="partner",
+        client_secret="not the secret at all, not at all, not at all",
+    )
     assert resp.status_code == 401 and resp.json["error"] == "invalid_client"
 
 
@@ -176,28 +199,47 @@ def pkj(make_app, make_user, tmp_path):
     key = RSAKey.generate_key(2048, parameters={"kid": "rp-1", "alg": "RS256", "use": "sig"})
     jwks = tmp_path / "rp-jwks.json"
     jwks.write_text(json.dumps({"keys": [key.as_dict(private=False)]}))
-    clients = base_config(ISSUER, "sqlite://", tmp_path)["clients"] + [{
-        "client_id": "pkj", "name": "Key client", "type": "confidential",
-        "token_endpoint_auth_method": "private_key_jwt", "jwks_file": str(jwks),
-        "redirect_uris": ["https://pkj.example.com/cb"], "first_party": True,
-    }]
+    clients = base_config(ISSUER, "sqlite://", tmp_path)["clients"] + [
+        {
+            "client_id": "pkj",
+            "name": "Key client",
+            "type": "confidential",
+            "token_endpoint_auth_method": "private_key_jwt",
+            "jwks_file": str(jwks),
+            "redirect_uris": ["https://pkj.example.com/cb"],
+            "first_party": True,
+        }
+    ]
     app = make_app({"clients": clients})
     return app, key
 
 
 def assertion(key, **overrides):
     now = int(time.time())
-    claims = {"iss": "pkj", "sub": "pkj", "aud": ISSUER + "/token", "jti": secrets.token_urlsafe(8),
-              "iat": now, "exp": now + 60}
+    claims = {
+        "iss": "pkj",
+        "sub": "pkj",
+        "aud": ISSUER + "/token",
+        "jti": secrets.token_urlsafe(8),
+        "iat": now,
+        "exp": now + 60,
+    }
     claims.update(overrides)
-    return jwt.encode({"alg": "RS256", "kid": key.kid}, {k: v for k, v in claims.items() if v is not None}, key)
+    return jwt.encode(
+        {"alg": "RS256", "kid": key.kid}, {k: v for k, v in claims.items() if v is not None}, key
+    )
 
 
 def pkj_exchange(client, key, assertion_value):
     code, verifier, _ = code_for(client, client_id="pkj", redirect_uri="https://pkj.example.com/cb")
-    return post_code(client, code, verifier, redirect_uri="https://pkj.example.com/cb",
-                     client_assertion_type="urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                     client_assertion=assertion_value)
+    return post_code(
+        client,
+        code,
+        verifier,
+        redirect_uri="https://pkj.example.com/cb",
+        client_assertion_type="urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        client_assertion=assertion_value,
+    )
 
 
 @pytest.mark.parametrize("aud", [ISSUER + "/token", ISSUER])
@@ -218,7 +260,17 @@ def test_private_key_jwt_assertion_cannot_be_replayed(pkj):
 
 @pytest.mark.parametrize(
     "case",
-    ["wrong_key", "wrong_aud", "expired", "no_jti", "iss_differs", "alg_none", "hs256", "garbage", "other_client"],
+    [
+        "wrong_key",
+        "wrong_aud",
+        "expired",
+        "no_jti",
+        "iss_differs",
+        "alg_none",
+        "hs256",
+        "garbage",
+        "other_client",
+    ],
 )
 def test_private_key_jwt_bad_assertion_is_invalid_client(pkj, case):
     app, key = pkj
@@ -230,14 +282,22 @@ def test_private_key_jwt_bad_assertion_is_invalid_client(pkj, case):
         "expired": lambda: assertion(key, iat=now - 3600, exp=now - 1800),
         "no_jti": lambda: assertion(key, jti=None),
         "iss_differs": lambda: assertion(key, iss="portal"),
-        "alg_none": lambda: (base64.urlsafe_b64encode(b'{"alg":"none"}').rstrip(b"=").decode() + "."
-                             + base64.urlsafe_b64encode(json.dumps({"iss": "pkj", "sub": "pkj", "aud": ISSUER,
-                                                                    "exp": now + 60, "jti": "z"}).encode())
-                             .rstrip(b"=").decode() + "."),
-        "hs256": lambda: jwt.encode({"alg": "HS256"}, {"iss": "pkj", "sub": "pkj", "aud": ISSUER, "exp": now + 60,
-                                                       "jti": "h"},
-                                    OctKey.import_key("a-shared-secret-of-enough-length-1234567890"),
-                                    algorithms=["HS256"]),
+        "alg_none": lambda: (
+            base64.urlsafe_b64encode(b'{"alg":"none"}').rstrip(b"=").decode()
+            + "."
+            + base64.urlsafe_b64encode(
+                json.dumps({"iss": "pkj", "sub": "pkj", "aud": ISSUER, "exp": now + 60, "jti": "z"}).encode()
+            )
+            .rstrip(b"=")
+            .decode()
+            + "."
+        ),
+        "hs256": lambda: jwt.encode(
+            {"alg": "HS256"},
+            {"iss": "pkj", "sub": "pkj", "aud": ISSUER, "exp": now + 60, "jti": "h"},
+            OctKey.import_key("a-shared-secret-of-enough-length-1234567890"),
+            algorithms=["HS256"],
+        ),
         "garbage": lambda: "not-a-jwt",
         "other_client": lambda: assertion(key, iss="portal", sub="portal"),
     }
@@ -250,7 +310,9 @@ def test_private_key_jwt_client_cannot_use_a_secret(pkj):
     app, _ = pkj
     client = app.test_client()
     code, verifier, _ = code_for(client, client_id="pkj", redirect_uri="https://pkj.example.com/cb")
-    resp = post_code(client, code, verifier, redirect_uri="https://pkj.example.com/cb", headers=basic("pkj", "x" * 40))
+    resp = post_code(
+        client, code, verifier, redirect_uri="https://pkj.example.com/cb", headers=basic("pkj", "x" * 40)
+    )
     assert resp.status_code == 401
 
 
@@ -265,7 +327,9 @@ def test_code_of_one_client_is_refused_to_another(client, user):
     assert resp.status_code == 400 and resp.json["error"] == "invalid_grant"
 
 
-@pytest.mark.parametrize("redirect_uri", [None, "https://portal.example.com/callback/", "http://127.0.0.1:8123/callback"])
+@pytest.mark.parametrize(
+    "redirect_uri", [None, "https://portal.example.com/callback/", "http://127.0.0.1:8123/callback"]
+)
 def test_code_is_bound_to_its_redirect_uri(client, user, redirect_uri):
     code, verifier, _ = code_for(client)
     resp = post_code(client, code, verifier, redirect_uri=redirect_uri, headers=basic())
@@ -295,8 +359,11 @@ def test_expired_code_is_invalid_grant(app, client, user):
     with app.app_context():
         row = db.session.get(AuthorizationCode, digest(code))
         assert row.expires_at - int(time.time()) <= 60  # short-lived: 60 s by default
-        db.session.execute(update(AuthorizationCode).where(AuthorizationCode.code_hash == row.code_hash)
-                           .values(expires_at=int(time.time()) - 1))
+        db.session.execute(
+            update(AuthorizationCode)
+            .where(AuthorizationCode.code_hash == row.code_hash)
+            .values(expires_at=int(time.time()) - 1)
+        )
         db.session.commit()
     resp = exchange(client, code, verifier)
     assert resp.status_code == 400 and resp.json["error"] == "invalid_grant"
@@ -347,10 +414,24 @@ def test_code_redeemed_with_a_wrong_verifier_cannot_be_redeemed_afterwards(clien
         ({}, "unsupported_grant_type"),
         ({"grant_type": "authorization_code"}, "invalid_request"),
         ({"grant_type": "authorization_code", "code": "", "redirect_uri": PORTAL_REDIRECT}, "invalid_grant"),
-        ({"grant_type": "authorization_code", "code": "nope", "redirect_uri": PORTAL_REDIRECT,
-          "code_verifier": "v" * 50}, "invalid_grant"),
-        ({"grant_type": "authorization_code", "code": "x" * 5000, "redirect_uri": PORTAL_REDIRECT,
-          "code_verifier": "v" * 50}, "invalid_grant"),
+        (
+            {
+                "grant_type": "authorization_code",
+                "code": "nope",
+                "redirect_uri": PORTAL_REDIRECT,
+                "code_verifier": "v" * 50,
+            },
+            "invalid_grant",
+        ),
+        (
+            {
+                "grant_type": "authorization_code",
+                "code": "x" * 5000,
+                "redirect_uri": PORTAL_REDIRECT,
+                "code_verifier": "v" * 50,
+            },
+            "invalid_grant",
+        ),
         ({"grant_type": "refresh_token"}, "invalid_request"),
         ({"grant_type": "refresh_token", "refresh_token": "nope"}, "invalid_grant"),
         ({"grant_type": "refresh_token", "refresh_token": "a.b.c"}, "invalid_grant"),
@@ -375,7 +456,17 @@ def test_token_endpoint_with_json_body_is_an_error_not_a_crash(client):
 
 def test_duplicated_code_parameter_is_refused(client, user):
     code, verifier, _ = code_for(client)
-    resp = client.post("/token", headers=basic(), data=MultiDict([
-        ("grant_type", "authorization_code"), ("code", code), ("code", "other"),
-        ("redirect_uri", PORTAL_REDIRECT), ("code_verifier", verifier)]))
+    resp = client.post(
+        "/token",
+        headers=basic(),
+        data=MultiDict(
+            [
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("code", "other"),
+                ("redirect_uri", PORTAL_REDIRECT),
+                ("code_verifier", verifier),
+            ]
+        ),
+    )
     assert resp.status_code == 400 and resp.json["error"] == "invalid_request"

@@ -31,7 +31,9 @@ def test_userinfo_releases_claims_by_scope(client, user):
     info = userinfo(client, portal_tokens(client, scope="openid profile email phone")["access_token"]).json
     assert info["email"] == "alice@example.com" and info["email_verified"] is True
     assert info["phone_number"] == "+32470123456"
-    assert info["name"] == "Alice Martin" and info["given_name"] == "Alice" and info["family_name"] == "Martin"
+    assert (
+        info["name"] == "Alice Martin" and info["given_name"] == "Alice" and info["family_name"] == "Martin"
+    )
     assert info["preferred_username"] == "alice"
 
 
@@ -44,7 +46,9 @@ def test_userinfo_sub_matches_the_id_token(client, user):
     from tests.support.oidc import decode
 
     tokens = app_tokens(client)
-    assert userinfo(client, tokens["access_token"]).json["sub"] == decode(client, tokens["id_token"])[1]["sub"]
+    assert (
+        userinfo(client, tokens["access_token"]).json["sub"] == decode(client, tokens["id_token"])[1]["sub"]
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -62,14 +66,26 @@ def test_no_token_is_401_with_a_bare_challenge(client):
 
 @pytest.mark.parametrize(
     "header",
-    ["Bearer not-a-token", "Bearer a.b.c", "Bearer " + "x" * 9000, "Bearer e30.e30.", "Basic dXNlcjpwYXNz",
-     "Bearer", "Bearer  ", "bearer \u00e9\u00e9"],
+    [
+        "Bearer not-a-token",
+        "Bearer a.b.c",
+        "Bearer " + "x" * 9000,
+        "Bearer e30.e30.",
+        "Basic dXNlcjpwYXNz",
+        "Bearer",
+        "Bearer  ",
+        "bearer \u00e9\u00e9",
+    ],
 )
 def test_bad_token_is_401_invalid_token_never_a_500(client, header):
     resp = client.get("/userinfo", headers={"Authorization": header})
     assert resp.status_code in (400, 401)
     assert resp.headers["WWW-Authenticate"].startswith("Bearer")
-    if resp.status_code == 401 and header.lower().startswith("bearer ") and header.strip().lower() != "bearer":
+    if (
+        resp.status_code == 401
+        and header.lower().startswith("bearer ")
+        and header.strip().lower() != "bearer"
+    ):
         assert 'error="invalid_token"' in resp.headers["WWW-Authenticate"]
 
 
@@ -144,6 +160,9 @@ def test_logout_token_is_refused_as_an_access_token(app, client, user):
 
 def test_access_token_scope_narrowed_by_refresh_limits_userinfo(client, user):
     tokens = portal_tokens(client, scope="openid email phone offline_access")
-    narrowed = client.post("/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
-                                           "scope": "openid"}, headers=basic()).json
+    narrowed = client.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "scope": "openid"},
+        headers=basic(),
+    ).json
     assert set(userinfo(client, narrowed["access_token"]).json) == {"sub"}

@@ -190,8 +190,15 @@ def userinfo(client, access_token: str, method: str = "GET"):
     return client.get("/userinfo", headers=headers)
 
 
-def inject_sso(app, client, sub: str, level: str = "low", methods=("password",), amr=("pwd",),
-               auth_time: int | None = None) -> str:
+def inject_sso(
+    app,
+    client,
+    sub: str,
+    level: str = "low",
+    methods=("password",),
+    amr=("pwd",),
+    auth_time: int | None = None,
+) -> str:
     """Give the test client's browser a live SSO session for ``sub``; returns the sid."""
     from idp.sessions import COOKIE_DEV
     from idp.storage import Account, SsoSession, db
@@ -200,10 +207,19 @@ def inject_sso(app, client, sub: str, level: str = "low", methods=("password",),
     sid = secrets.token_urlsafe(24)
     with app.app_context():
         account = db.session.query(Account).filter_by(sub=sub).one()
-        db.session.add(SsoSession(
-            id=sid, account_id=account.id, auth_time=auth_time or now, level=level, methods=list(methods),
-            amr=list(amr), created_at=now, last_seen_at=now, expires_at=now + 3600,
-        ))
+        db.session.add(
+            SsoSession(
+                id=sid,
+                account_id=account.id,
+                auth_time=auth_time or now,
+                level=level,
+                methods=list(methods),
+                amr=list(amr),
+                created_at=now,
+                last_seen_at=now,
+                expires_at=now + 3600,
+            )
+        )
         db.session.commit()
     browser = secrets.token_urlsafe(32)
     app.extensions["idp.kv"].set(f"session:{browser}", json.dumps({"sid": sid, "_t": now}).encode(), 3600)
