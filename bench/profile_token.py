@@ -29,6 +29,7 @@ import contextlib
 import cProfile
 import pstats
 import shutil
+import signal
 import sys
 import time
 from collections import defaultdict
@@ -320,6 +321,7 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     n = args.requests
+    signal.signal(signal.SIGTERM, bench._raise_on_signal)  # so the finally below drops the database
     benv = bench.make_environment()
     try:
         bench.create_database(benv)

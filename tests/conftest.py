@@ -28,6 +28,9 @@ TEST_ENV = {
 os.environ.update(TEST_ENV)
 os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
 
+# One Playwright session per process: the browser fixtures live in a plugin, not in test modules.
+pytest_plugins = ["tests.support.browser"]
+
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("IDP_TEST_DATABASE_URL") else [])
 
 
@@ -148,15 +151,20 @@ def _truncate_postgres(url: str) -> None:
             r[0]
             for r in conn.execute(
                 sa.text(
-                    "SELECT tablename FROM pg_tables WHERE schemaname='public' AND tablename NOT IN "
-                    "('alembic_version', 'signing_keys')"
+                    "SELECT tablename FROM pg_tables "
+                    "WHERE schemaname='public' AND tablename <> 'alembic_version'"
                 )
             )
         ]
+        keep = "signing_keys" in tables
+        tables = [t for t in tables if t != "signing_keys"]
         if tables:
             conn.execute(
                 sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
             )
+        if keep:
+            # The active signing key is kept (generating one per test is slow); earlier rotations go.
+            conn.execute(sa.text("DELETE FROM signing_keys WHERE retired_at IS NOT NULL"))
     engine.dispose()
 
 

@@ -16,7 +16,6 @@ from tests.support.account_flows import (
     last_code,
     link_in,
 )
-from tests.support.browser import chromium, page  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
@@ -29,7 +28,7 @@ def load(server, *lines):
     load_customers(server.app, *lines)
 
 
-def password_then_code(page, server, username, password, number=MOBILE):  # noqa: F811
+def password_then_code(page, server, username, password, number=MOBILE):
     page.click("a[href$='/password']")
     page.fill("#username", username)
     page.fill("#password", password)
@@ -39,7 +38,7 @@ def password_then_code(page, server, username, password, number=MOBILE):  # noqa
     page.click("button[type=submit].primary")
 
 
-def test_customer_registers_then_logs_in_with_password_and_sms_in_a_real_browser(live_server, page):  # noqa: F811
+def test_customer_registers_then_logs_in_with_password_and_sms_in_a_real_browser(live_server, page):
     server = live_server(FAST)
     load(server, customer_line())
     page.goto(server.url + "/demo/")
@@ -78,7 +77,7 @@ def test_customer_registers_then_logs_in_with_password_and_sms_in_a_real_browser
     assert not [e for e in page.csp_errors if "Content Security Policy" in e]
 
 
-def test_customer_recovers_username_and_password_in_a_real_browser(live_server, page):  # noqa: F811
+def test_customer_recovers_username_and_password_in_a_real_browser(live_server, page):
     server = live_server(FAST)
     load(server, customer_line())
     with server.app.app_context():

@@ -5,13 +5,12 @@ import json
 import pytest
 
 from tests.conftest import PASSWORD, ready
-from tests.support.browser import chromium, page  # noqa: F401
 from tests.support.sms_login import last_code
 
 pytestmark = pytest.mark.browser
 
 
-def test_demo_relying_party_logs_in_with_password_in_a_real_browser(live_server, page):  # noqa: F811
+def test_demo_relying_party_logs_in_with_password_in_a_real_browser(live_server, page):
     server = live_server()
     with server.app.app_context():
         from idp.accounts import create_local_account
