@@ -71,6 +71,7 @@ PROXY_HEADERS = {
     "X-Forwarded-For": "192.0.2.7",
 }
 WORKERS = 2
+THREADS = 1  # set from --threads
 TARGET_RATIO = 0.5
 
 
@@ -310,6 +311,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def worker_class_args() -> list[str]:
+    if THREADS > 1:
+        return ["--worker-class", "gthread", "--threads", str(THREADS)]
+    return ["--worker-class", "sync"]
+
+
 def start_gunicorn(benv: Environment, name: str, spec: str, chdir: Path, probe: Callable[[str], bool]) -> str:
     port = free_port()
     log_path = benv.tmp / f"{name}.log"
@@ -319,8 +326,7 @@ def start_gunicorn(benv: Environment, name: str, spec: str, chdir: Path, probe: 
         "gunicorn",
         "--workers",
         str(WORKERS),
-        "--worker-class",
-        "sync",
+        *worker_class_args(),
         "--bind",
         f"127.0.0.1:{port}",
         "--chdir",
@@ -670,7 +676,9 @@ def report(results: list[Result], args, notes: list[str], check: str, codes: int
         "",
         "IdP endpoint benchmark",
         *notes,
-        f"servers: gunicorn --workers {WORKERS} --worker-class sync (provider: wsgi:app,"
+        f"servers: gunicorn --workers {WORKERS} "
+        + (f"--worker-class gthread --threads {THREADS}" if THREADS > 1 else "--worker-class sync")
+        + " (provider: wsgi:app,"
         " environment=production, PostgreSQL, Redis; bare: bare_app:create_app())",
         f"load: {args.concurrency} client threads (requests.Session each), {args.warmup:g} s warm-up +"
         f" {args.seconds:g} s timed per endpoint (bare app and code exchange alternating in {args.rounds}"
@@ -716,6 +724,12 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="timed seconds per endpoint (default 10)")
     parser.add_argument("--concurrency", type=int, default=4, help="client threads (default 4)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="threads per gunicorn worker for BOTH servers (gthread when > 1; default 1: sync workers)",
+    )
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per endpoint (default 2)")
     parser.add_argument(
         "--rounds",
@@ -730,6 +744,8 @@ def parse_args(argv=None):
         help="authorization codes to make beforehand (default: enough for 500 exchanges/s)",
     )
     args = parser.parse_args(argv)
+    global THREADS
+    THREADS = args.threads
     if args.seconds <= 0 or args.warmup < 0 or args.concurrency < 1 or args.rounds < 1:
         parser.error("--seconds must be > 0, --warmup >= 0, --concurrency >= 1, --rounds >= 1")
     if args.codes is None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidClientError, InvalidGrantError, InvalidRequestError, grants
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
@@ -34,7 +35,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Flask, current_app
 from flask import request as flask_request
 from joserfc.errors import JoseError
-from sqlalchemy import update
+from sqlalchemy import insert, select, update
 
 from . import claims as claims_mod
 from .storage import AccessToken, Account, AuthorizationCode, Grant, RefreshToken, SsoSession, db
@@ -154,12 +155,15 @@ class Tokens:
         grant_id = user.grant.id
         jti = token.pop("_jti")
         now = _now()
-        db.session.add(
-            AccessToken(jti=jti, grant_id=grant_id, expires_at=now + self.settings.access_token_ttl)
+        # Core inserts: the ORM's unit of work costs more than the statements on this hot path.
+        db.session.execute(
+            insert(AccessToken).values(
+                jti=jti, grant_id=grant_id, expires_at=now + self.settings.access_token_ttl
+            )
         )
         if "refresh_token" in token:
-            db.session.add(
-                RefreshToken(
+            db.session.execute(
+                insert(RefreshToken).values(
                     token_hash=digest(token["refresh_token"]),
                     grant_id=grant_id,
                     created_at=now,
@@ -279,7 +283,14 @@ class CodeGrant(grants.AuthorizationCodeGrant):
         db.session.commit()
 
     def query_authorization_code(self, code: str, client):
-        """Claim the code atomically: of N concurrent redemptions exactly one wins."""
+        """Claim the code atomically: of N concurrent redemptions exactly one wins.
+
+        The claim (``UPDATE … RETURNING``) is committed together with the tokens
+        it yields, in one transaction: the row stays locked until then, so a
+        concurrent redemption waits and then finds the code used. A request
+        refused after the claim (wrong PKCE verifier, say) still uses the code
+        up (see :meth:`create_token_response`).
+        """
         if not isinstance(code, str) or len(code) > 512:
             return None
         h = digest(code)
@@ -293,35 +304,84 @@ class CodeGrant(grants.AuthorizationCodeGrant):
                 AuthorizationCode.expires_at >= now,
             )
             .values(used_at=now)
-        ).rowcount
-        db.session.commit()
+            .returning(
+                AuthorizationCode.grant_id,
+                AuthorizationCode.redirect_uri,
+                AuthorizationCode.nonce,
+                AuthorizationCode.code_challenge,
+                AuthorizationCode.code_challenge_method,
+            )
+        ).first()
+        if claimed is not None:
+            return ClaimedCode(*claimed)
+        db.session.rollback()
         row = db.session.get(AuthorizationCode, h)
-        if row is None:
-            return None
-        if claimed != 1:
-            if row.used_at is not None:
-                # A second redemption: whoever holds this code is not to be trusted.
-                revoke_grant(row.grant_id, REPLAYED)
-                db.session.commit()
-            return None
-        return row
+        if row is not None and row.used_at is not None:
+            # A second redemption: whoever holds this code is not to be trusted.
+            revoke_grant(row.grant_id, REPLAYED)
+            db.session.commit()
+        return None
+
+    def validate_token_request(self):
+        try:
+            super().validate_token_request()
+        except OAuth2Error:
+            self._burn_claimed_code()
+            raise
+
+    def create_token_response(self):
+        try:
+            return super().create_token_response()
+        except OAuth2Error:
+            self._burn_claimed_code()
+            raise
+
+    @staticmethod
+    def _burn_claimed_code() -> None:
+        """A refused redemption still uses the code up: commit the claim (if any) alone."""
+        db.session.commit()
 
     def delete_authorization_code(self, authorization_code) -> None:
         pass  # already marked used when claimed
 
     def authenticate_user(self, authorization_code):
-        grant = db.session.get(Grant, authorization_code.grant_id)
-        if grant is None:
+        found = db.session.execute(
+            select(Grant, Account)
+            .join(Account, Account.id == Grant.account_id)
+            .where(Grant.id == authorization_code.grant_id)
+        ).first()
+        if found is None:
             return None
+        grant, account = found
         if grant.revoked_at is not None and grant.revoked_reason != REPLAYED:
             return None  # e.g. logged out since: no tokens
         # Revoked for a replay: a concurrent redemption lost the claim after ours and
         # revoked the grant. Ours is still the one redemption and is answered, with
         # tokens born revoked, exactly as if the replay had come a moment later.
-        account = db.session.get(Account, grant.account_id)
-        if account is None or account.status != "active":
+        if account.status != "active":
             return None
         return TokenUser(account=account, grant=grant, nonce=authorization_code.nonce)
+
+
+@dataclass(frozen=True)
+class ClaimedCode:
+    """An authorization code as its redemption claimed it (Authlib's AuthorizationCodeMixin)."""
+
+    grant_id: str
+    redirect_uri: str
+    nonce: str | None
+    code_challenge: str
+    code_challenge_method: str
+
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_nonce(self) -> str | None:
+        return self.nonce
+
+    def get_scope(self) -> str:
+        grant = db.session.get(Grant, self.grant_id)
+        return grant.scope if grant else ""
 
 
 class RefreshGrant(grants.RefreshTokenGrant):

@@ -29,7 +29,9 @@ class Base(DeclarativeBase):
     pass
 
 
-db = SQLAlchemy(model_class=Base)
+# Rows stay usable after a commit: re-reading every attribute after each commit
+# cost the token endpoint a round trip per object.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
