@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import sqlalchemy as sa
+from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
 PORTAL_SECRET = "portal-" + "s" * 40
@@ -183,6 +184,14 @@ def database_url(backend, tmp_path, sqlite_template, postgres_url):
     return postgres_url
 
 
+class EnglishClient(FlaskClient):
+    """Test clients ask for English pages unless a test says otherwise (the default is French)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.environ_base.setdefault("HTTP_ACCEPT_LANGUAGE", "en")
+
+
 @pytest.fixture
 def make_app(database_url, tmp_path):
     """Build a provider with config overrides; ``issuer`` defaults to http://localhost."""
@@ -194,6 +203,7 @@ def make_app(database_url, tmp_path):
         config = merge(base_config(issuer, database_url, tmp_path), extra)
         app = create_app(overrides=config, instance_dir=str(tmp_path))
         app.config["TESTING"] = True
+        app.test_client_class = EnglishClient
         apps.append(app)
         return app
 
