@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import OAuth2Request
@@ -204,12 +204,14 @@ def process(params: dict[str, str], tx: dict | None):
         return error_page(_("The application that sent you here gave an address we do not know."))
     response_mode = params.get("response_mode") or "query"
     state = params.get("state")
-    if response_mode not in ("query", "form_post"):
+    web_redirect = urlsplit(redirect_uri).scheme in ("http", "https")
+    if response_mode not in ("query", "form_post") or (response_mode == "form_post" and not web_redirect):
+        # form_post needs a web page to post to; an app's private-use scheme cannot receive it.
         return respond(
             redirect_uri,
             [
                 ("error", "invalid_request"),
-                ("error_description", "unsupported response_mode"),
+                ("error_description", "unsupported response_mode for this redirect_uri"),
                 ("state", state),
             ],
             "query",

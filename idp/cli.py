@@ -83,10 +83,12 @@ def db_group():
 @db_group.command("upgrade")
 @with_appcontext
 def db_upgrade():
-    """Apply the migrations (Alembic) up to the newest schema."""
+    """Apply the migrations (Alembic) up to the newest schema; make the first signing key if none."""
     from .storage import upgrade
 
-    upgrade(current_app._get_current_object())
+    app = current_app._get_current_object()
+    upgrade(app)
+    app.extensions["idp.keys"].ensure_key()
     click.echo("database is up to date")
 
 

@@ -474,3 +474,15 @@ def test_partner_without_consent_and_prompt_none_is_consent_required(client, use
     resp, _, _ = authorize(client, client_id="partner", redirect_uri=PARTNER_REDIRECT, prompt="none")
     result = query_of(resp.location)
     assert result["error"] == "consent_required" and result["iss"] == ISSUER
+
+
+def test_form_post_to_a_private_use_scheme_is_refused_by_query(client, user):
+    from tests.conftest import authorize_params, query_of
+
+    params, _ = authorize_params(
+        client_id="app", redirect_uri="be.example.app:/callback", response_mode="form_post"
+    )
+    resp = client.get("/authorize", query_string=params)
+    assert resp.status_code == 302
+    assert resp.location.startswith("be.example.app:/callback?")
+    assert query_of(resp.location)["error"] == "invalid_request"

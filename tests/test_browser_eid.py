@@ -160,7 +160,9 @@ def person(server, card) -> str:
 
 def to_eid_page(page, server, rp) -> dict:
     """The RP's authorization request, the chooser, the eID page with the card found; what the RP kept."""
-    url, kept = rp.authorization(server.url, "portal", rp.url + PORTAL_CALLBACK, acr_values="urn:idp:acr:high")
+    url, kept = rp.authorization(
+        server.url, "portal", rp.url + PORTAL_CALLBACK, acr_values="urn:idp:acr:high"
+    )
     page.goto(url)
     page.wait_for_url("**/login/**")
     page.click(".method-eid a")

@@ -8,6 +8,8 @@ recovery flows in the browser are in ``test_browser_account_flows.py``.
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import pytest
 
 from tests.conftest import PASSWORD, PORTAL_SECRET, ready
@@ -109,19 +111,13 @@ def test_logout_at_the_provider_ends_the_session_for_the_portal_and_the_app(serv
     app_tokens = rp.redeem(server.url, kept, rp.callback(server.url, APP_CALLBACK, kept))
 
     # The portal's "log out" button: RP-initiated logout at the provider, in the browser.
-    page.goto(
-        server.url
-        + "/logout?"
-        + "&".join(
-            f"{k}={v}"
-            for k, v in {
-                "id_token_hint": portal_tokens["id_token"],
-                "post_logout_redirect_uri": rp.url + PORTAL_LOGGED_OUT,
-                "client_id": "portal",
-                "state": "bye",
-            }.items()
-        )
-    )
+    logout = {
+        "id_token_hint": portal_tokens["id_token"],
+        "post_logout_redirect_uri": rp.url + PORTAL_LOGGED_OUT,
+        "client_id": "portal",
+        "state": "bye",
+    }
+    page.goto(f"{server.url}/logout?{urlencode(logout)}")
     page.wait_for_url(rp.url + PORTAL_LOGGED_OUT + "?*")
     assert rp.last(PORTAL_LOGGED_OUT) == {"state": "bye"}
 

@@ -207,3 +207,22 @@ def test_a_key_of_another_issuer_never_verifies(app):
     token = jwt.encode({"alg": "RS256", "typ": "at+jwt"}, {"iss": "http://localhost"}, key)
     with app.app_context(), pytest.raises(Exception):  # noqa: B017, PT011
         app.extensions["idp.keys"].verify(token, typ="at+jwt")
+
+
+def test_db_upgrade_makes_the_first_signing_key_of_a_fresh_database(app):
+    """Production never makes keys by itself: `idp db upgrade` leaves a database ready to sign."""
+    from sqlalchemy import delete, func, select
+
+    from idp.cli import main as idp_cli
+    from idp.storage import SigningKey, db
+
+    with app.app_context():
+        db.session.execute(delete(SigningKey))
+        db.session.commit()
+    result = app.test_cli_runner().invoke(idp_cli, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        active = db.session.scalar(
+            select(func.count()).select_from(SigningKey).where(SigningKey.retired_at.is_(None))
+        )
+    assert active == 1

@@ -21,8 +21,8 @@ import base64
 import hashlib
 import secrets
 import threading
-from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import requests
@@ -108,7 +108,7 @@ class LocalRP:
 
     # -- the RP's side of the code flow ----------------------------------------------
     def authorization(self, issuer: str, client_id: str, redirect_uri: str, **extra: str) -> tuple[str, dict]:
-        """The URL the RP sends the browser to, and what the RP keeps: (url, {verifier, state, nonce, ...})."""
+        """The URL the RP sends the browser to, and what the RP keeps: (url, request + code_verifier)."""
         verifier = secrets.token_urlsafe(48)
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
         params = {
@@ -149,7 +149,9 @@ class LocalRP:
         return self.http.post(issuer + "/token", data=data, auth=auth, timeout=10)
 
     def userinfo(self, issuer: str, access_token: str) -> dict:
-        resp = self.http.get(issuer + "/userinfo", headers={"Authorization": f"Bearer {access_token}"}, timeout=10)
+        resp = self.http.get(
+            issuer + "/userinfo", headers={"Authorization": f"Bearer {access_token}"}, timeout=10
+        )
         assert resp.status_code == 200, resp.text
         return resp.json()
 
