@@ -176,6 +176,30 @@ class ConfigTable:
                 self.error(name, f"must be at most {max}")
         return value
 
+    def float(
+        self,
+        name: str,
+        default: Any = _MISSING,
+        min: builtins.float | None = None,
+        max: builtins.float | None = None,
+    ) -> Any:
+        """A number (integer or decimal) as a float; out of bounds is an error and gives the default."""
+        value = self._get(name, default, (builtins.int, builtins.float), "a number")
+        if not isinstance(value, builtins.int | builtins.float):
+            return value
+        if name in self.data:
+            low = min is not None and value < min
+            high = max is not None and value > max
+            if (low or high) and min is not None and max is not None:
+                self.error(name, f"must be between {min} and {max}")
+            elif low:
+                self.error(name, f"must be at least {min}")
+            elif high:
+                self.error(name, f"must be at most {max}")
+            if low or high:
+                return None if default is _MISSING else default
+        return builtins.float(value)
+
     def bool(self, name: str, default: Any = _MISSING) -> Any:
         return self._get(name, default, (bool,), "true or false")
 

@@ -25,7 +25,8 @@ from wtforms.validators import DataRequired, Length
 
 from . import actions, audit, otp, totp
 from .accounts import find_by_username, normalize_username
-from .phones import PhoneError, mask_phone
+from .actions import CodeForm, EmailForm, PhoneForm
+from .phones import mask_phone
 from .sessions import current_sso
 from .storage import Account, Consent, SsoSession, db
 
@@ -275,14 +276,6 @@ def username():
 # ---------------------------------------------------------------------------
 
 
-class PhoneForm(FlaskForm):
-    phone = StringField(validators=[DataRequired(), Length(max=40)])
-
-
-class CodeForm(FlaskForm):
-    code = StringField(validators=[DataRequired(), Length(max=16)])
-
-
 @bp.route("/phone", methods=["GET", "POST"])
 def phone():
     sso, back = _guard()
@@ -292,21 +285,12 @@ def phone():
     form = PhoneForm()
     error = None
     if form.validate_on_submit():
-        try:
-            number = otp.normalize_number(form.phone.data)
-        except PhoneError as exc:
-            error = actions.phone_error_message(exc)
-        else:
-            if number == account.phone and account.phone_verified:
-                error = _("This is already your mobile number.")
-            else:
-                base = session.get("phone_change_binding") or secrets.token_urlsafe(16)
-                problem = actions.send_phone_code(account, number, base)
-                if problem in (None, "resend_too_soon"):
-                    session["phone_change_binding"] = base
-                    session["phone_change"] = number
-                    return redirect(url_for("account.phone_code"), 303)
-                error = _send_problem(problem)
+        base = session.get("phone_change_binding") or secrets.token_urlsafe(16)
+        number, error = actions.send_new_phone_code(account, form.phone.data, base)
+        if number is not None:
+            session["phone_change_binding"] = base
+            session["phone_change"] = number
+            return redirect(url_for("account.phone_code"), 303)
     elif request.method == "POST":
         error = _("Please type your new mobile number.")
     return render_template(
@@ -316,12 +300,6 @@ def phone():
         account=account,
         phone=mask_phone(account.phone) if account.phone else None,
     ), (400 if error else 200)
-
-
-def _send_problem(problem: str | None) -> str | None:
-    from .login import send_error_message
-
-    return send_error_message(problem)
 
 
 @bp.route("/phone/code", methods=["GET", "POST"])
@@ -334,32 +312,15 @@ def phone_code():
     if not number or not base:
         return redirect(url_for("account.phone"), 303)
     form = CodeForm()
-    error, status = None, 200
-    if request.method == "POST" and request.form.get("resend"):
-        _csrf_or_400()
-        error = _send_problem(actions.send_phone_code(account, number, base))
-    elif form.validate_on_submit():
-        from .login import code_error
-
-        try:
-            actions.confirm_phone(account, number, base, form.code.data)
-        except otp.OtpError as exc:
-            error, status = code_error(exc.code, exc.retry_after), (429 if exc.code == "locked" else 400)
-        else:
-            session.pop("phone_change", None)
-            session.pop("phone_change_binding", None)
-            return _done("phone")
-    elif request.method == "POST":
-        error, status = _("Please type the code from the SMS."), 400
+    confirmed, error, status = actions.phone_code_step(account, number, base, form)
+    if confirmed:
+        session.pop("phone_change", None)
+        session.pop("phone_change_binding", None)
+        return _done("phone")
     wait = otp.resend_wait("verify_phone", actions.phone_binding(base, number))
     return render_template(
         "account/phone_code.html", form=form, error=error, phone=mask_phone(number), resend_wait=wait
     ), status
-
-
-class EmailForm(FlaskForm):
-    email = StringField(validators=[DataRequired(), Length(max=320)])
-    confirm = StringField(validators=[DataRequired(), Length(max=320)])
 
 
 @bp.route("/email", methods=["GET", "POST"])
@@ -372,9 +333,7 @@ def email():
     error = None
     if form.validate_on_submit():
         try:
-            address = actions.validate_email_address(form.email.data)
-            if address.casefold() != (form.confirm.data or "").strip().casefold():
-                raise ValueError(_("The two e-mail addresses are not the same."))
+            address = actions.email_typed_twice(form.email.data, form.confirm.data)
         except ValueError as exc:
             error = str(exc)
         else:

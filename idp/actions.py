@@ -125,6 +125,14 @@ def validate_email_address(raw: str) -> str:
         raise ValueError(_("This is not a valid e-mail address.")) from None
 
 
+def email_typed_twice(raw: str, repeat: str | None) -> str:
+    """The normalised address typed in both fields, or ValueError with a message for the person."""
+    address = validate_email_address(raw)
+    if address.casefold() != (repeat or "").strip().casefold():
+        raise ValueError(_("The two e-mail addresses are not the same."))
+    return address
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -215,6 +223,24 @@ def send_phone_code(account: Account, number: str, base: str) -> str | None:
     return None
 
 
+def send_new_phone_code(account: Account, raw: str, base: str) -> tuple[str | None, str | None]:
+    """Check a typed mobile number and send it a confirmation code.
+
+    (number, None) when a code is on its way (or one sent moments ago still is);
+    (None, message for the person) otherwise.
+    """
+    try:
+        number = otp.normalize_number(raw)
+    except PhoneError as exc:
+        return None, phone_error_message(exc)
+    if number == account.phone and account.phone_verified:
+        return None, _("This is already your mobile number.")
+    problem = send_phone_code(account, number, base)
+    if problem in (None, "resend_too_soon"):
+        return number, None
+    return None, login.send_error_message(problem)
+
+
 def confirm_phone(account: Account, number: str, base: str, code: str) -> None:
     """Check the code sent to ``number``; then it is the account's verified number (OtpError otherwise)."""
     otp.check_code(
@@ -247,6 +273,29 @@ def set_phone(account: Account, number: str, *, actor: str) -> None:
         except SmsDeliveryError:
             log.warning("phone change notice to the old number not delivered")
         notify_email(account, "account_phone_changed", number=mask_phone(number))
+
+
+def phone_code_step(
+    account: Account, number: str, base: str, form: FlaskForm
+) -> tuple[bool, str | None, int]:
+    """One request of a "confirm your mobile number" page: (confirmed, error, HTTP status).
+
+    A POST with ``resend`` sends a new code; a valid ``form`` checks the code
+    sent to ``number`` and, when right, makes it the account's verified number.
+    """
+    if request.method == "POST" and request.form.get("resend"):
+        if not FlaskForm().validate_on_submit():
+            abort(400)
+        return False, login.send_error_message(send_phone_code(account, number, base)), 200
+    if form.validate_on_submit():
+        try:
+            confirm_phone(account, number, base, form.code.data)
+        except otp.OtpError as exc:
+            return False, login.code_error(exc.code, exc.retry_after), (429 if exc.code == "locked" else 400)
+        return True, None, 200
+    if request.method == "POST":
+        return False, _("Please type the code from the SMS."), 400
+    return False, None, 200
 
 
 def phone_error_message(exc: PhoneError) -> str:
@@ -346,9 +395,7 @@ def email(tx_id: str):
     error = None
     if form.validate_on_submit():
         try:
-            address = validate_email_address(form.email.data)
-            if address.casefold() != (form.confirm.data or "").strip().casefold():
-                raise ValueError(_("The two e-mail addresses are not the same."))
+            address = email_typed_twice(form.email.data, form.confirm.data)
         except ValueError as exc:
             error = str(exc)
         else:
@@ -404,17 +451,11 @@ def phone(tx_id: str):
         form.phone.data = account.phone
     error = None
     if form.validate_on_submit():
-        try:
-            number = otp.normalize_number(form.phone.data)
-        except PhoneError as exc:
-            error = phone_error_message(exc)
-        else:
-            problem = send_phone_code(account, number, pending["binding"])
-            if problem in (None, "resend_too_soon"):
-                pending["phone"] = number
-                login.save_pending(tx_id, pending)
-                return redirect(url_for("actions.phone_code", tx_id=tx_id), 303)
-            error = login.send_error_message(problem)
+        number, error = send_new_phone_code(account, form.phone.data, pending["binding"])
+        if number is not None:
+            pending["phone"] = number
+            login.save_pending(tx_id, pending)
+            return redirect(url_for("actions.phone_code", tx_id=tx_id), 303)
     elif request.method == "POST":
         error = _("Please type your mobile number.")
     return render_template(
@@ -429,24 +470,10 @@ def phone_code(tx_id: str):
     if "phone" not in required(account) or not number:
         return redirect(url_for("actions.next_action", tx_id=tx_id), 303)
     form = CodeForm()
-    error, status = None, 200
-    if request.method == "POST" and request.form.get("resend"):
-        if not FlaskForm().validate_on_submit():
-            abort(400)
-        error = login.send_error_message(send_phone_code(account, number, pending["binding"]))
-    elif form.validate_on_submit():
-        try:
-            confirm_phone(account, number, pending["binding"], form.code.data)
-        except otp.OtpError as exc:
-            error, status = (
-                login.code_error(exc.code, exc.retry_after),
-                (429 if exc.code == "locked" else 400),
-            )
-        else:
-            session.regenerate()
-            return redirect(url_for("actions.next_action", tx_id=tx_id), 303)
-    elif request.method == "POST":
-        error, status = _("Please type the code from the SMS."), 400
+    confirmed, error, status = phone_code_step(account, number, pending["binding"], form)
+    if confirmed:
+        session.regenerate()
+        return redirect(url_for("actions.next_action", tx_id=tx_id), 303)
     return render_template(
         "actions/phone_code.html",
         form=form,

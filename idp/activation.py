@@ -44,6 +44,7 @@ from wtforms.validators import DataRequired, Length
 
 from . import audit, challenge
 from .customers import customer_for_contract, normalize_contract
+from .i18n import localized
 from .registration import CodeForm, registration_settings
 from .storage import Account, Customer, db
 
@@ -230,14 +231,6 @@ class IdentifierForm(FlaskForm):
     identifier = StringField(validators=[DataRequired(), Length(max=128)])
 
 
-def _message(messages: dict[str, str]) -> str | None:
-    if not messages:
-        return None
-    lang = str(get_locale())
-    default = current_app.extensions["idp.settings"].default_language
-    return messages.get(lang) or messages.get(default) or next(iter(messages.values()))
-
-
 def _alternatives(tx_id: str) -> list[dict]:
     from .login import METHOD_ENDPOINTS, method_choices
 
@@ -275,7 +268,7 @@ def activate():
     if request.method == "GET" and request.args.get("tx") and _load_tx(request.args["tx"])[0] is not None:
         session["activation_tx"] = request.args["tx"]
     if not letter.enabled:
-        message = _message(letter.disabled_message) or _(
+        message = localized(letter.disabled_message) or _(
             "This step is no longer available. Please register with itsme® or eID."
         )
         return render_template(
@@ -395,15 +388,13 @@ def activate_code():
     form = CodeForm()
     error = notice = None
     if form.validate_on_submit():
-        if request.form.get("action") == "resend":
-            error = challenge.resend(ACTIVATION)
-            notice = None if error else _("A new code is on its way. The previous one no longer works.")
-        else:
-            ok, error = challenge.verify(ACTIVATION, form.code.data or "")
-            if ok:
-                return _complete_activation(challenge.get(ACTIVATION))
-            if challenge.get(ACTIVATION) is None:
-                return render_template("error.html", title=_("Activation"), message=error), 400
+        # The number is the customer's own (a letter matched): a resend tells nothing, so no floor.
+        answer = challenge.answer_code(ACTIVATION, form.code.data, equalize_resend=False)
+        if answer.verified:
+            return _complete_activation(challenge.get(ACTIVATION))
+        if answer.ended:
+            return render_template("error.html", title=_("Activation"), message=answer.error), 400
+        error, notice = answer.error, answer.notice
     return render_template(
         "activation/code.html", form=form, error=error, notice=notice, masked=challenge.masked(state)
     ), (400 if error else 200)
@@ -478,7 +469,7 @@ def _method_gate(tx_id: str):
         return expired_page()
     method = current_app.extensions["idp.settings"].methods["contract"]
     if not method.enabled:
-        message = _message(method.disabled_message) or _(
+        message = localized(method.disabled_message) or _(
             "This option is no longer available. Log in easily and securely with itsme® or eID."
         )
         return render_template(
@@ -548,27 +539,23 @@ def code(tx_id: str):
     tx, _ok = _load_tx(tx_id)
     client_id = tx["client_id"] if tx else None
     if form.validate_on_submit():
-        if request.form.get("action") == "resend":
-            started = time.monotonic()
-            error = challenge.resend(key)
-            challenge.equalize(started)
-            notice = None if error else _("A new code is on its way. The previous one no longer works.")
-        else:
-            ok, error = challenge.verify(key, form.code.data or "")
-            if ok:
-                challenge.drop(key)
-                account = db.session.get(Account, state["account_id"])
-                if account is not None and account.status == "active":
-                    level = current_app.extensions["idp.settings"].methods["contract"].level
-                    return complete_login(
-                        account,
-                        level=level,
-                        methods=["contract", "sms"],
-                        amr=["sms"],
-                        tx_id=tx_id,
-                        method="contract",
-                    )
-                error = _("This step has expired. Please start again.")
+        answer = challenge.answer_code(key, form.code.data)
+        error, notice = answer.error, answer.notice
+        if answer.verified:
+            challenge.drop(key)
+            account = db.session.get(Account, state["account_id"])
+            if account is not None and account.status == "active":
+                level = current_app.extensions["idp.settings"].methods["contract"].level
+                return complete_login(
+                    account,
+                    level=level,
+                    methods=["contract", "sms"],
+                    amr=["sms"],
+                    tx_id=tx_id,
+                    method="contract",
+                )
+            error = _("This step has expired. Please start again.")
+        if not answer.resent:
             audit.record(
                 "login", "failure", account_id=state["account_id"], client_id=client_id, method="contract"
             )

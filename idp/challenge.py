@@ -21,9 +21,10 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app, session
+from flask import current_app, request, session
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
@@ -127,6 +128,34 @@ def verify(key: str, code: str) -> tuple[bool, str | None]:
         drop(key)
         return False, _("Too many wrong codes. Please start again later, or log in with itsme® or eID.")
     return False, _("This code is not correct or has expired. Check the last SMS you received.")
+
+
+@dataclass(frozen=True)
+class CodeAnswer:
+    """What one submission of a code page did (see :func:`answer_code`)."""
+
+    verified: bool = False
+    resent: bool = False
+    ended: bool = False  # the step is over (too many wrong codes): start again
+    error: str | None = None
+    notice: str | None = None
+
+
+def answer_code(key: str, code: str | None, *, equalize_resend: bool = True) -> CodeAnswer:
+    """Handle a valid POST of a code page: "send a new code" (``action=resend``) or a code to check.
+
+    A resend takes at least the response-time floor when ``equalize_resend`` (the
+    flows whose start may have matched nothing), so that it does not tell either.
+    """
+    if request.form.get("action") == "resend":
+        started = time.monotonic()
+        error = resend(key)
+        if equalize_resend:
+            equalize(started)
+        notice = None if error else _("A new code is on its way. The previous one no longer works.")
+        return CodeAnswer(resent=True, error=error, notice=notice)
+    ok, error = verify(key, code or "")
+    return CodeAnswer(verified=ok, ended=not ok and get(key) is None, error=error)
 
 
 def masked(state: dict[str, Any]) -> str | None:

@@ -7,6 +7,8 @@ request, the best ``Accept-Language`` match, and the configured default.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from flask import Flask, g, redirect, request, session
 from flask_babel import Babel
 
@@ -19,6 +21,17 @@ def pick_from_ui_locales(ui_locales: str | None, supported) -> str | None:
         if base in supported:
             return base
     return None
+
+
+def localized(messages: Mapping[str, str]) -> str | None:
+    """An operator's text in the page's language, else in the default language, else any; None if none."""
+    if not messages:
+        return None
+    from flask import current_app
+    from flask_babel import get_locale
+
+    default = current_app.extensions["idp.settings"].default_language
+    return messages.get(str(get_locale())) or messages.get(default) or next(iter(messages.values()))
 
 
 def select_locale() -> str:

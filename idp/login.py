@@ -39,6 +39,7 @@ from connectors.base import level_rank
 from . import actions, audit, lockout, otp, totp
 from .accounts import normalize_username
 from .authorize import get_transaction, login_completed
+from .i18n import localized
 from .phones import mask_phone
 from .sessions import start_sso
 from .storage import Account, db
@@ -73,7 +74,6 @@ class CodeForm(FlaskForm):
 def method_choices(tx: dict | None) -> list[dict]:
     """Each method the client allows: usable, or switched off with the operator's message."""
     settings = current_app.extensions["idp.settings"]
-    lang = str(get_locale())
     allowed = tx["methods"] if tx else [m for m in settings.methods if settings.methods[m].enabled]
     required = tx["required_level"] if tx else "low"
     client = current_app.extensions["idp.clients"].get(tx["client_id"]) if tx else None
@@ -83,15 +83,7 @@ def method_choices(tx: dict | None) -> list[dict]:
         messages = m.disabled_message or (client.settings.disabled_methods_message if client else {})
         if not m.enabled:
             if messages:
-                out.append(
-                    {
-                        "name": name,
-                        "enabled": False,
-                        "message": messages.get(lang)
-                        or messages.get(settings.default_language)
-                        or next(iter(messages.values())),
-                    }
-                )
+                out.append({"name": name, "enabled": False, "message": localized(messages)})
             continue
         if level_rank(m.level) < level_rank(required):
             continue

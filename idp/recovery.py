@@ -328,19 +328,14 @@ def username_code():
     form = CodeForm()
     error = notice = None
     if form.validate_on_submit():
-        if request.form.get("action") == "resend":
-            started = time.monotonic()
-            error = challenge.resend(STATE)
-            challenge.equalize(started)
-            notice = None if error else _("A new code is on its way. The previous one no longer works.")
-        else:
-            ok, error = challenge.verify(STATE, form.code.data or "")
-            if ok:
-                _send_username(challenge.get(STATE))
-                challenge.drop(STATE)
-                return redirect(url_for("recovery.username_sent"), 303)
-            if challenge.get(STATE) is None:
-                return render_template("error.html", title=_("Forgotten username"), message=error), 400
+        answer = challenge.answer_code(STATE, form.code.data)
+        if answer.verified:
+            _send_username(challenge.get(STATE))
+            challenge.drop(STATE)
+            return redirect(url_for("recovery.username_sent"), 303)
+        if answer.ended:
+            return render_template("error.html", title=_("Forgotten username"), message=answer.error), 400
+        error, notice = answer.error, answer.notice
     return render_template("recovery/username_code.html", form=form, error=error, notice=notice), (
         400 if error else 200
     )

@@ -44,7 +44,9 @@ from connectors.base import ConfigTable
 
 from . import audit, challenge
 from .accounts import normalize_username
+from .i18n import localized
 from .notify import external_url, send_email
+from .settings import read_messages
 from .storage import Account, db
 
 log = logging.getLogger(__name__)
@@ -56,17 +58,6 @@ MODES = ("customer", "open")
 # ---------------------------------------------------------------------------
 # Settings: the [registration] table (with [registration.letter] and [registration.recovery])
 # ---------------------------------------------------------------------------
-
-
-def _messages(t: ConfigTable, name: str) -> dict[str, str]:
-    table = t.table(name)
-    out = {}
-    for lang in list(table.data):
-        value = table.str(lang)
-        if value is not None:
-            out[lang] = value
-    table.finish()
-    return out
 
 
 @dataclass(frozen=True)
@@ -83,7 +74,7 @@ class LetterSettings:
     def from_table(cls, t: ConfigTable) -> LetterSettings:
         out = cls(
             enabled=t.bool("enabled", False),
-            disabled_message=_messages(t, "disabled_message"),
+            disabled_message=read_messages(t, "disabled_message"),
             code_ttl_days=t.int("code_ttl_days", 60, min=1, max=365),
             max_attempts=t.int("max_attempts", 5, min=1, max=100),
             lockout=t.int("lockout", 3600, min=60, max=30 * 86400),
@@ -137,7 +128,7 @@ class RegistrationSettings:
             mode=t.str("mode", "customer", choices=MODES),
             terms_version=terms_version or "2026-01",
             terms_url=terms_url,
-            disabled_message=_messages(t, "disabled_message"),
+            disabled_message=read_messages(t, "disabled_message"),
             link_ttl=t.int("link_ttl", 86400, min=300, max=7 * 86400),
             letter=LetterSettings.from_table(t.table("letter")),
             recovery=RecoverySettings.from_table(t.table("recovery")),
@@ -270,17 +261,9 @@ class ContactForm(FlaskForm):
 STATE = "registration"  # the session key of the flow
 
 
-def _message(messages: dict[str, str]) -> str | None:
-    if not messages:
-        return None
-    lang = str(get_locale())
-    default = current_app.extensions["idp.settings"].default_language
-    return messages.get(lang) or messages.get(default) or next(iter(messages.values()))
-
-
 def _disabled_page():
     s = registration_settings()
-    message = _message(s.disabled_message) or _(
+    message = localized(s.disabled_message) or _(
         "Registration is not available here. Please register with itsme® or eID."
     )
     return render_template("registration/disabled.html", message=message), 403
@@ -402,17 +385,12 @@ def code():
     form = CodeForm()
     error = notice = None
     if form.validate_on_submit():
-        if request.form.get("action") == "resend":
-            started = time.monotonic()
-            error = challenge.resend(STATE)
-            challenge.equalize(started)
-            notice = None if error else _("A new code is on its way. The previous one no longer works.")
-        else:
-            ok, error = challenge.verify(STATE, form.code.data or "")
-            if ok:
-                return _code_verified(challenge.get(STATE))
-            if challenge.get(STATE) is None:
-                return _restart(error)
+        answer = challenge.answer_code(STATE, form.code.data)
+        if answer.verified:
+            return _code_verified(challenge.get(STATE))
+        if answer.ended:
+            return _restart(answer.error)
+        error, notice = answer.error, answer.notice
     return render_template(
         "registration/code.html",
         form=form,

@@ -22,6 +22,27 @@ def allow_form_action(url: str) -> None:
     g.form_action = f"{parts.scheme}://{parts.netloc}"
 
 
+def _source(uri: str) -> str:
+    """The CSP source expression for a redirect URI; a loopback one may use any port (RFC 8252 7.3)."""
+    parts = urlsplit(uri)
+    if not parts.netloc:
+        return f"{parts.scheme}:"  # a native app's private-use scheme
+    if parts.hostname in ("127.0.0.1", "::1") and parts.scheme == "http":
+        return f"http://{parts.netloc.rsplit(':', 1)[0] if parts.port else parts.netloc}:*"
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def redirect_sources(app: Flask) -> str:
+    """Where a form of ours may end up: Chromium applies form-action to every redirect after a POST,
+    and the last POST of a login (password, SMS code, consent, required action) redirects to the RP."""
+    sources = {
+        _source(uri)
+        for c in app.extensions["idp.clients"].all()
+        for uri in (*c.settings.redirect_uris, *c.settings.post_logout_redirect_uris)
+    }
+    return " ".join(sorted(sources))
+
+
 csrf = CSRFProtect()
 
 # Endpoints that relying parties call directly (no browser form of ours behind them).
@@ -45,11 +66,12 @@ def exempt_protocol_endpoints(app: Flask) -> None:
 def init_app(app: Flask) -> None:
     production = app.extensions["idp.settings"].production
     csrf.init_app(app)
+    redirects = redirect_sources(app)
 
     @app.after_request
     def _headers(response):
         h = response.headers
-        form_action = "'self'" + (f" {g.form_action}" if g.get("form_action") else "")
+        form_action = " ".join(filter(None, ["'self'", redirects, g.get("form_action")]))
         h.setdefault(
             "Content-Security-Policy",
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

@@ -147,7 +147,8 @@ def _check_url(
     )
 
 
-def _messages(t: ConfigTable, name: str) -> dict[str, str]:
+def read_messages(t: ConfigTable, name: str) -> dict[str, str]:
+    """A table of texts by language code (an operator's message in every language it wrote)."""
     table = t.table(name)
     out = {}
     for lang in list(table.data):
@@ -171,7 +172,7 @@ def _read_methods(t: ConfigTable, configured: set[str]) -> dict[str, MethodSetti
             name=name,
             enabled=enabled,
             level=m.str("level", defaults[name], choices=LEVELS),
-            disabled_message=_messages(m, "disabled_message"),
+            disabled_message=read_messages(m, "disabled_message"),
             register=m.bool("register", False) if name in ("itsme", "eid") else False,
         )
         m.finish()
@@ -254,7 +255,7 @@ def _read_client(
         min_level=t.str("min_level", "low", choices=LEVELS),
         first_party=t.bool("first_party", False),
         grant_types=tuple(grant_types or ()),
-        disabled_methods_message=_messages(t, "disabled_message"),
+        disabled_methods_message=read_messages(t, "disabled_message"),
     )
     t.finish()
     return client if client_id else None

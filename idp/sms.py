@@ -99,9 +99,9 @@ class HttpSmsSettings:
         if auth_header is not None and not re.fullmatch(r"[A-Za-z0-9-]+", auth_header):
             t.error("auth_header", "must be an HTTP header name")
         auth_value = t.secret("auth_value", None)
-        timeout = _number(t, "timeout", 5.0, low=0.1, high=60)
+        timeout = t.float("timeout", 5.0, min=0.1, max=60)
         retries = t.int("retries", 2, min=0, max=5)
-        backoff = _number(t, "backoff", 0.5, low=0, high=30)
+        backoff = t.float("backoff", 0.5, min=0, max=30)
         t.finish()
         return cls(
             url=url or "",
@@ -142,15 +142,6 @@ class SmsSettings:
             t.error("http", "is required when backend = http")
         t.finish()
         return cls(backend=backend or "", sender=sender, outbox=outbox, http=http)
-
-
-def _number(t: ConfigTable, name: str, default: float, *, low: float, high: float) -> Any:
-    # ConfigTable has no float getter; read through its typed core so the key counts as seen.
-    value = t._get(name, default, (int, float), "a number")
-    if isinstance(value, int | float) and t.has(name) and not low <= value <= high:
-        t.error(name, f"must be between {low} and {high}")
-        return default
-    return float(value) if isinstance(value, int | float) else default
 
 
 def _read_template(t: ConfigTable) -> dict[str, str]:
