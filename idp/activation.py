@@ -43,7 +43,13 @@ from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
 from . import audit, challenge
-from .customers import customer_for_contract, normalize_contract
+from .customers import (
+    CsvFileError,
+    customer_for_contract,
+    exit_with_problems,
+    normalize_contract,
+    read_csv_file,
+)
 from .i18n import localized
 from .registration import CodeForm, registration_settings
 from .storage import Account, Customer, db
@@ -98,10 +104,8 @@ def code_hash(contract_number: str, code: str) -> str:
 # ---------------------------------------------------------------------------
 
 
-class IssueError(Exception):
-    def __init__(self, problems: list[tuple[int, str]]) -> None:
-        super().__init__(f"{len(problems)} problem(s)")
-        self.problems = problems
+class IssueError(CsvFileError):
+    """The contracts file was refused; no code was issued."""
 
 
 def issue_codes(text: str, ttl_days: int | None = None) -> list[dict[str, str]]:
@@ -191,18 +195,11 @@ def issue_command(file: Path, out: Path, days: int | None):
     if out.exists():
         click.echo(f"{out}: already exists; choose a new file name", err=True)
         sys.exit(1)
-    try:
-        text = file.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        click.echo(f"{file}: not UTF-8 text", err=True)
-        sys.exit(1)
+    text = read_csv_file(file)
     try:
         rows = issue_codes(text, days)
     except IssueError as exc:
-        for line, message in exc.problems:
-            click.echo(f"{file}:{line}: {message}", err=True)
-        click.echo(f"{len(exc.problems)} problem(s); no code was issued", err=True)
-        sys.exit(1)
+        exit_with_problems(file, exc, "no code was issued")
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=OUTPUT_COLUMNS)
@@ -249,12 +246,9 @@ def _load_tx(tx_id: str):
 
 
 def _tx_id() -> str:
-    from .login import NO_TX
+    from .login import remembered_tx
 
-    tx_id = session.get("activation_tx")
-    if tx_id and _load_tx(tx_id)[1]:
-        return tx_id
-    return NO_TX
+    return remembered_tx("activation_tx")
 
 
 def _attempt_key(kind: str, value: str) -> str:
@@ -265,8 +259,10 @@ def _attempt_key(kind: str, value: str) -> str:
 @bp.route("/activate", methods=["GET", "POST"])
 def activate():
     letter = registration_settings().letter
-    if request.method == "GET" and request.args.get("tx") and _load_tx(request.args["tx"])[0] is not None:
-        session["activation_tx"] = request.args["tx"]
+    if request.method == "GET":
+        from .login import remember_tx
+
+        remember_tx("activation_tx")
     if not letter.enabled:
         message = localized(letter.disabled_message) or _(
             "This step is no longer available. Please register with itsme® or eID."

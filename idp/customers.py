@@ -22,6 +22,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from flask import Flask
@@ -58,12 +59,16 @@ class CustomerContract(db.Model):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
 
 
-class CustomerImportError(Exception):
-    """The file was refused; ``problems`` are (line, message) pairs."""
+class CsvFileError(Exception):
+    """A CSV file given to an operator command was refused; ``problems`` are (line, message) pairs."""
 
     def __init__(self, problems: list[tuple[int, str]]) -> None:
         super().__init__(f"{len(problems)} problem(s)")
         self.problems = problems
+
+
+class CustomerImportError(CsvFileError):
+    """The customer file was refused."""
 
 
 @dataclass(frozen=True)
@@ -374,6 +379,24 @@ def import_customers(text: str, delimiter: str = ",") -> ImportResult:
 # CLI
 # ---------------------------------------------------------------------------
 
+
+def read_csv_file(file: Path) -> str:
+    """The text of a CSV file named on the command line (UTF-8, BOM dropped); exit 1 otherwise."""
+    try:
+        return file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        click.echo(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})", err=True)
+        sys.exit(1)
+
+
+def exit_with_problems(file: Path, exc: CsvFileError, outcome: str) -> NoReturn:
+    """Report every problem of a refused file as ``FILE:LINE: message``, then what did not happen; exit 1."""
+    for line, message in exc.problems:
+        click.echo(f"{file}:{line}: {message}", err=True)
+    click.echo(f"{len(exc.problems)} problem(s); {outcome}", err=True)
+    sys.exit(1)
+
+
 customers_cli = AppGroup("customers", help="Customer records.")
 
 
@@ -382,18 +405,11 @@ customers_cli = AppGroup("customers", help="Customer records.")
 @click.option("--delimiter", type=click.Choice([",", ";"]), default=",", show_default=True)
 def import_command(file: Path, delimiter: str):
     """Load customers from FILE (UTF-8 CSV with a header row); all or nothing."""
-    try:
-        text = file.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        click.echo(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})", err=True)
-        sys.exit(1)
+    text = read_csv_file(file)
     try:
         result = import_customers(text, delimiter)
     except CustomerImportError as exc:
-        for line, message in exc.problems:
-            click.echo(f"{file}:{line}: {message}", err=True)
-        click.echo(f"{len(exc.problems)} problem(s); nothing was imported", err=True)
-        sys.exit(1)
+        exit_with_problems(file, exc, "nothing was imported")
     click.echo(
         f"imported {result.created + result.updated} customer(s): {result.created} new, "
         f"{result.updated} updated"

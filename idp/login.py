@@ -29,6 +29,7 @@ import time
 from flask import Blueprint, Flask, current_app, redirect, render_template, request, session, url_for
 from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import PasswordField, StringField
@@ -55,9 +56,9 @@ METHOD_ENDPOINTS = {
 }
 # Links under the password form, shown when the feature's endpoint exists.
 PASSWORD_PAGE_LINKS = (
-    ("recovery.forgot_password", "Forgot your password?"),
-    ("recovery.forgot_username", "Forgot your username?"),
-    ("registration.start", "Register"),
+    ("recovery.forgot_password", _l("Forgot your password?")),
+    ("recovery.forgot_username", _l("Forgot your username?")),
+    ("registration.start", _l("Register")),
 )
 ALTERNATIVES = ("itsme", "eid")  # unrestricted authenticators offered beside the SMS code
 
@@ -98,6 +99,22 @@ def load_tx(tx_id: str) -> tuple[dict | None, bool]:
         return None, True
     tx = get_transaction(tx_id)
     return tx, tx is not None
+
+
+def remember_tx(session_key: str) -> None:
+    """Keep the live login transaction named by ``?tx=`` under ``session_key``, so that a side
+    flow (registration, recovery, activation) can send the person back to it at the end."""
+    tx_id = request.args.get("tx")
+    if tx_id and get_transaction(tx_id) is not None:
+        session[session_key] = tx_id
+
+
+def remembered_tx(session_key: str) -> str:
+    """The transaction kept by :func:`remember_tx` while it is live; :data:`NO_TX` otherwise."""
+    tx_id = session.get(session_key)
+    if not tx_id or get_transaction(tx_id) is None:
+        return NO_TX
+    return tx_id
 
 
 def expired_page():
@@ -201,7 +218,7 @@ def password(tx_id: str):
     if request.method == "GET" and tx and tx.get("login_hint"):
         form.username.data = tx["login_hint"][:128]
     links = [
-        (url_for(endpoint), _(label))
+        (url_for(endpoint), str(label))
         for endpoint, label in PASSWORD_PAGE_LINKS
         if endpoint in current_app.view_functions
     ]

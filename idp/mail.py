@@ -131,14 +131,7 @@ class MailSettings:
         sender_name = t.str("sender_name", None)
         if sender_name is not None and any(c in sender_name for c in "\r\n"):
             t.error("sender_name", "must be one line")
-        outbox = t.path_value("outbox", None, must_exist=False)
-        if backend == "outbox" and outbox is None:
-            t.error("outbox", "is required when backend = outbox")
-        smtp = None
-        if t.has("smtp"):
-            smtp = SmtpSettings.from_table(t.table("smtp"))
-        elif backend == "smtp":
-            t.error("smtp", "is required when backend = smtp")
+        outbox, smtp = read_backend_tables(t, backend, "smtp", SmtpSettings.from_table)
         t.finish()
         return cls(
             backend=backend or "", sender=sender or "", sender_name=sender_name, outbox=outbox, smtp=smtp

@@ -16,9 +16,29 @@ import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from connectors.base import ConfigTable
 
 CHANNELS = ("sms", "email")
+T = TypeVar("T")
+
+
+def read_backend_tables(
+    t: ConfigTable, backend: str | None, real: str, read_real: Callable[[ConfigTable], T]
+) -> tuple[Path | None, T | None]:
+    """The ``outbox`` path and the ``real`` backend's table (``[sms.http]``, ``[mail.smtp]``) of a
+    delivery service's settings ``t``; each is required when ``backend`` names it."""
+    outbox = t.path_value("outbox", None, must_exist=False)
+    if backend == "outbox" and outbox is None:
+        t.error("outbox", "is required when backend = outbox")
+    settings = None
+    if t.has(real):
+        settings = read_real(t.table(real))
+    elif backend == real:
+        t.error(real, f"is required when backend = {real}")
+    return outbox, settings
 
 
 def utc_now() -> datetime:

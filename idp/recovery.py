@@ -68,21 +68,15 @@ class NewPasswordForm(FlaskForm):
 
 
 def _remember_tx() -> None:
-    from .authorize import get_transaction
+    from .login import remember_tx
 
-    tx_id = request.args.get("tx")
-    if tx_id and get_transaction(tx_id) is not None:
-        session["recovery_tx"] = tx_id
+    remember_tx("recovery_tx")
 
 
 def _login_url(endpoint: str = "login.password") -> str:
-    from .authorize import get_transaction
-    from .login import NO_TX
+    from .login import remembered_tx
 
-    tx_id = session.get("recovery_tx")
-    if not tx_id or get_transaction(tx_id) is None:
-        tx_id = NO_TX
-    return url_for(endpoint, tx_id=tx_id)
+    return url_for(endpoint, tx_id=remembered_tx("recovery_tx"))
 
 
 # ---------------------------------------------------------------------------

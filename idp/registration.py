@@ -290,21 +290,15 @@ def _restart(message: str | None = None):
 
 
 def _remember_tx() -> None:
-    from .authorize import get_transaction
+    from .login import remember_tx
 
-    tx_id = request.args.get("tx")
-    if tx_id and get_transaction(tx_id) is not None:
-        session["registration_tx"] = tx_id
+    remember_tx("registration_tx")
 
 
 def _login_url() -> str:
-    from .authorize import get_transaction
-    from .login import NO_TX
+    from .login import remembered_tx
 
-    tx_id = session.get("registration_tx")
-    if not tx_id or get_transaction(tx_id) is None:
-        tx_id = NO_TX
-    return url_for("login.choose", tx_id=tx_id)
+    return url_for("login.choose", tx_id=remembered_tx("registration_tx"))
 
 
 @bp.route("/", methods=["GET", "POST"])

@@ -132,14 +132,7 @@ class SmsSettings:
         sender = t.str("sender", "IDP")
         if sender is not None and not _SENDER.match(sender):
             t.error("sender", "must be 1-11 letters, digits or spaces (with a letter), or a phone number")
-        outbox = t.path_value("outbox", None, must_exist=False)
-        if backend == "outbox" and outbox is None:
-            t.error("outbox", "is required when backend = outbox")
-        http = None
-        if t.has("http"):
-            http = HttpSmsSettings.from_table(t.table("http"))
-        elif backend == "http":
-            t.error("http", "is required when backend = http")
+        outbox, http = read_backend_tables(t, backend, "http", HttpSmsSettings.from_table)
         t.finish()
         return cls(backend=backend or "", sender=sender, outbox=outbox, http=http)
 
