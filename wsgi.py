@@ -1,5 +1,15 @@
-"""WSGI entry point: ``gunicorn wsgi:app`` (configuration from IDP_CONFIG)."""
+"""WSGI entry point for gunicorn: ``IDP_CONFIG=/etc/idp/idp.toml gunicorn wsgi:app``.
+
+A WSGI server is how the provider is deployed, so it never falls back to the
+embedded development defaults (which show SMS codes on the demo page): it
+needs a configuration file. ``idp serve`` is the way to run those defaults.
+"""
+
+import os
 
 from idp import create_app
+
+if not os.environ.get("IDP_CONFIG"):
+    raise SystemExit("IDP_CONFIG is not set: name the provider's TOML file (see docs/operator-guide.md)")
 
 app = create_app()

@@ -304,7 +304,7 @@ def check_openid_parameters(params: dict[str, str]) -> None:
         raise AuthorizationFailure("invalid_request", "prompt=none cannot be combined with other values")
     if "max_age" in params:
         value = params["max_age"]
-        if not value.isdigit() or len(value) > 10:
+        if not (value.isascii() and value.isdigit()) or len(value) > 10:
             raise AuthorizationFailure("invalid_request", "max_age must be a non-negative integer")
     try:
         claims_mod.parse_claims_request(params.get("claims"))
@@ -404,7 +404,7 @@ def consent(tx_id: str):
 
     tx = get_transaction(tx_id)
     sso = current_sso()
-    if tx is None or sso is None:
+    if tx is None or sso is None or "scope" not in tx:
         return error_page(
             _("This sign-in took too long or was already used. Please start again from the application.")
         )

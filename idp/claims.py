@@ -93,8 +93,17 @@ def parse_claims_request(raw: str | None) -> dict | None:
 def requested_acr(claims_request: dict | None) -> list[str]:
     """acr values asked for through ``claims`` (``{"id_token": {"acr": {"values": [...]}}}``)."""
     acr = ((claims_request or {}).get("id_token") or {}).get("acr") or {}
-    values = acr.get("values") or ([acr["value"]] if "value" in acr else [])
+    values = acr.get("values")
+    if not isinstance(values, list):
+        values = [acr["value"]] if "value" in acr else []
     return [v for v in values if isinstance(v, str)]
+
+
+def granted_claims(scope: str) -> set[str]:
+    """The claims the granted scopes cover: the ``claims`` parameter can place these in the
+    ID token or ask for them at userinfo, never reach beyond what the client may have and the
+    person approved (OpenID Connect Core 5.5 leaves the policy to the provider)."""
+    return {c for s in scope.split() for c in SCOPE_CLAIMS.get(s, ())}
 
 
 def _select(account: Account, names) -> dict[str, Any]:
@@ -103,16 +112,15 @@ def _select(account: Account, names) -> dict[str, Any]:
 
 
 def id_token_claims(account: Account, scope: str, claims_request: dict | None) -> dict[str, Any]:
+    allowed = granted_claims(scope)
     wanted = list((claims_request or {}).get("id_token") or {})
-    return _select(
-        account, [c for c in wanted if c in CLAIMS_SUPPORTED and c not in ("acr", "auth_time", "amr")]
-    )
+    return _select(account, [c for c in wanted if c in allowed])
 
 
 def userinfo_claims(account: Account, scope: str, claims_request: dict | None) -> dict[str, Any]:
-    scopes = scope.split()
-    names = [c for s in scopes for c in SCOPE_CLAIMS.get(s, ())]
-    names += [c for c in (claims_request or {}).get("userinfo") or {} if c in CLAIMS_SUPPORTED]
+    allowed = granted_claims(scope)
+    names = sorted(allowed)
+    names += [c for c in (claims_request or {}).get("userinfo") or {} if c in allowed and c not in names]
     out = {"sub": account.sub}
     out.update(_select(account, names))
     return out

@@ -55,7 +55,9 @@ def _client():
 def index():
     outbox = []
     path = current_app.extensions["idp.settings"].sms.outbox
-    if path is not None and path.exists():
+    # The outbox holds live codes and links: shown only to a browser on this machine.
+    local = request.remote_addr in ("127.0.0.1", "::1")
+    if local and path is not None and path.exists():
         outbox = [json.loads(line) for line in path.read_text().splitlines()[-10:] if line.strip()][::-1]
     return render_template("demo/index.html", result=session.get("demo_result"), outbox=outbox)
 

@@ -60,10 +60,9 @@ def init_app(app: Flask) -> None:
         validate_csrf(request.form.get("csrf_token"))
         if code in app.extensions["idp.settings"].languages:
             session["lang"] = code
-        target = request.form.get("next", "/")
-        if not target.startswith("/") or target.startswith("//") or "\\" in target:
-            target = "/"
-        return redirect(target, 303)
+        from .security import local_path
+
+        return redirect(local_path(request.form.get("next")), 303)
 
     @app.context_processor
     def _languages():

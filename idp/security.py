@@ -17,6 +17,23 @@ from flask_wtf.csrf import CSRFProtect
 CACHEABLE_ENDPOINTS = {"discovery.jwks", "discovery.configuration", "static"}
 
 
+def local_path(target: object, default: str = "/") -> str:
+    """``target`` if it is a path on this provider, else ``default`` (no open redirects).
+
+    Browsers drop tabs and newlines from URLs and read a backslash as a slash,
+    so ``/\t/evil.example`` would leave the site: any control character,
+    whitespace or backslash is refused, then the path must have no scheme or host.
+    """
+    if not isinstance(target, str) or not target.startswith("/") or len(target) > 2048:
+        return default
+    if "\\" in target or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in target):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or target.startswith("//"):
+        return default
+    return target
+
+
 def allow_form_action(url: str) -> None:
     parts = urlsplit(url)
     g.form_action = f"{parts.scheme}://{parts.netloc}"

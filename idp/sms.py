@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import requests
 
 from connectors.base import ConfigTable
-from idp.outbox import Outbox
+from idp.outbox import Outbox, read_backend_tables
 from idp.phones import mask_phone
 
 log = logging.getLogger(__name__)

@@ -277,20 +277,24 @@ def ready(app, sub: str) -> None:
     mark_ready(app, sub)
 
 
+def make_user_in(app, username="alice", password=PASSWORD, **kwargs) -> str:
+    """A local account with verified e-mail and mobile that has nothing left to do; its sub."""
+    from idp.accounts import create_local_account
+
+    kwargs.setdefault("email", f"{username}@example.com")
+    kwargs.setdefault("phone", "+32470123456")
+    kwargs.setdefault("given_name", "Alice")
+    kwargs.setdefault("family_name", "Martin")
+    with app.app_context():
+        sub = create_local_account(username, password=password, **kwargs).sub
+    ready(app, sub)  # accepted the current terms: no required action waits
+    return sub
+
+
 @pytest.fixture
 def make_user(app):
     def factory(username="alice", password=PASSWORD, **kwargs):
-        from idp.accounts import create_local_account
-
-        kwargs.setdefault("email", f"{username}@example.com")
-        kwargs.setdefault("phone", "+32470123456")
-        kwargs.setdefault("given_name", "Alice")
-        kwargs.setdefault("family_name", "Martin")
-        with app.app_context():
-            account = create_local_account(username, password=password, **kwargs)
-            sub = account.sub
-        ready(app, sub)  # accepted the current terms: no required action waits
-        return sub
+        return make_user_in(app, username, password, **kwargs)
 
     return factory
 

@@ -621,3 +621,13 @@ def test_fake_authorization_endpoint_checks_the_request(connector, param, value,
         assert response.status_code == outcome
     else:
         assert parse_qs(urlsplit(response.headers["Location"]).query)["error"] == [outcome]
+
+
+def test_a_callback_without_iss_is_refused_when_itsme_announces_the_parameter(connector, fake):
+    fake.behaviour.discovery = {"authorization_response_iss_parameter_supported": True}
+    url, tx = connector.begin()
+    params = authorize(url)
+    params.pop("iss", None)
+    with pytest.raises(ConnectorError) as exc:
+        connector.complete(params, tx)
+    assert exc.value.code == "invalid_state" and "RFC 9207" in exc.value.detail

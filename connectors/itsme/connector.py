@@ -150,6 +150,8 @@ class ItsmeConnector:
         metadata = self.provider.metadata()
         if "iss" in params and params["iss"] != metadata.issuer:
             raise ConnectorError("invalid_state", "iss parameter is not the itsme issuer (RFC 9207)")
+        if "iss" not in params and metadata.iss_parameter_supported:
+            raise ConnectorError("invalid_state", "iss parameter missing though itsme announces it (RFC 9207)")
         error = params.get("error")
         if error:
             code = "cancelled" if error in _CANCELLED else "upstream_error"

@@ -38,6 +38,8 @@ class Metadata:
     token_endpoint: str
     userinfo_endpoint: str
     jwks_uri: str
+    # RFC 9207: when itsme says it sends ``iss`` in authorization responses, one without it is refused
+    iss_parameter_supported: bool = False
 
 
 def fetch(
@@ -111,7 +113,11 @@ class Provider:
         for name in _ENDPOINTS:
             if not _secure_url(doc.get(name)):
                 raise ConnectorError("upstream_unavailable", f"discovery: {name} missing or not https")
-        return Metadata(issuer, *(doc[name] for name in _ENDPOINTS))
+        return Metadata(
+            issuer,
+            *(doc[name] for name in _ENDPOINTS),
+            iss_parameter_supported=doc.get("authorization_response_iss_parameter_supported") is True,
+        )
 
     def signing_key(self, kid: str | None) -> RSAKey | None:
         """itsme's public signing key for ``kid``; refetches the JWKS once on an unknown ``kid``."""

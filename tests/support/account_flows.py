@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from idp.outbox import Outbox
+from tests.support.clock import Clock  # noqa: F401 (the flows' tests import it from here)
+from tests.support.sms_login import csrf, emails_to, last_code, outbox, sms_to  # noqa: F401 (same)
 
-CODE = re.compile(r"\b(\d{6})\b")
 LINK = re.compile(r"(https?://\S+)")
 COLUMNS = (
     "customer_number",
@@ -31,14 +31,6 @@ MOBILE_2 = "+32470999888"
 
 # Fast answers in tests; the timing test sets its own floor.
 FAST = {"registration": {"recovery": {"response_time_floor_ms": 0}}}
-
-
-class Clock:
-    def __init__(self, t: float = 1_900_000_000.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def national_number(birth: str = "850730", serial: str = "033") -> str:
@@ -68,26 +60,8 @@ def load_customers(app, *lines: str) -> None:
         import_customers("\n".join([HEADER, *lines]) + "\n")
 
 
-def outbox(app) -> Outbox:
-    return Outbox(app.extensions["idp.settings"].sms.outbox)
-
-
-def sms_to(app, number: str = MOBILE) -> list[str]:
-    return [m["text"] for m in outbox(app).read() if m["channel"] == "sms" and m["to"] == number]
-
-
 def all_sms(app) -> list[dict]:
     return [m for m in outbox(app).read() if m["channel"] == "sms"]
-
-
-def last_code(app, number: str = MOBILE) -> str:
-    texts = sms_to(app, number)
-    assert texts, f"no SMS to {number}"
-    return CODE.search(texts[-1]).group(1)
-
-
-def emails_to(app, address: str) -> list[dict]:
-    return [m for m in outbox(app).read() if m["channel"] == "email" and m["to"] == address]
 
 
 def all_emails(app) -> list[dict]:
@@ -100,19 +74,17 @@ def link_in(message: dict) -> str:
     return m.group(1)
 
 
-def csrf(html: str) -> str:
-    m = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
-        r'value="([^"]+)"[^>]*name="csrf_token"', html
-    )
-    assert m, "no CSRF token on the page"
-    return m.group(1)
-
-
 def submit(client, path: str, data: dict, get_path: str | None = None):
     """GET the form (for its CSRF token), then POST ``data`` to it."""
     page = client.get(get_path or path)
     assert page.status_code in (200, 400), (page.status_code, page.get_data(as_text=True)[:500])
     return client.post(path, data={"csrf_token": csrf(page.get_data(as_text=True)), **data})
+
+
+def without_csrf(resp) -> str:
+    """The page's HTML without its CSRF token (to compare two answers that must look the same)."""
+    body = resp.get_data(as_text=True)
+    return body.replace(csrf(body), "") if "csrf_token" in body else body
 
 
 def path_of(location: str) -> str:

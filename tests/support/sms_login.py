@@ -91,3 +91,11 @@ def login_at_provider(client, app, username="alice", password=None, number="+324
     resp = login_with_sms(client, app, "/login/-", username, password, number)
     assert resp.status_code == 303, resp.get_data(as_text=True)
     return resp
+
+
+@pytest.fixture
+def alice(app, make_user) -> str:
+    """``make_user``'s alice (password + verified mobile), with the terms accepted: ready to log in."""
+    sub = make_user()
+    ready(app, sub)
+    return sub

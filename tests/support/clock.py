@@ -1,0 +1,28 @@
+"""A clock the tests set by hand: time moves when a test says so, never by sleeping."""
+
+from __future__ import annotations
+
+import pytest
+
+T0 = 1_900_000_000.0
+
+
+class Clock:
+    def __init__(self, t: float = T0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def app_clock(app, t: float = T0) -> Clock:
+    """Give ``app`` a stopped clock (``idp.clock``) at ``t``; the test moves ``.t``."""
+    clock = Clock(t)
+    app.extensions["idp.clock"] = clock
+    return clock
+
+
+@pytest.fixture
+def clock(app) -> Clock:
+    """The app's clock, stopped at :data:`T0`."""
+    return app_clock(app)

@@ -1,0 +1,17 @@
+"""The WSGI entry point never runs the embedded development defaults."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_wsgi_refuses_to_start_without_a_configuration_file(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert "IDP_CONFIG is not set" in result.stderr
+    assert not (tmp_path / "instance").exists()
