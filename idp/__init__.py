@@ -73,7 +73,7 @@ def create_app(
         JSON_SORT_KEYS=False,
     )
     app.extensions["idp.settings"] = settings
-    app.extensions["idp.kv"] = kv.open_store(settings.kv_url)
+    app.extensions["idp.kv"] = kv.open_store(settings.kv_url, prefix=settings.kv_prefix)
     app.extensions["idp.clients"] = ClientRegistry(settings.clients)
     app.extensions["idp.keys"] = keys.KeyRing(
         settings.keys_passphrase,

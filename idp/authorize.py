@@ -237,6 +237,11 @@ def process(params: dict[str, str], tx: dict | None):
         return fail(exc.error, exc.description or exc.error)
 
     claims_request = claims_mod.parse_claims_request(params.get("claims"))
+    # Claims asked for by name widen the grant to the scopes that release them, within
+    # what the client may have: the consent page then shows them, and nothing else leaks.
+    grant.request.scope = claims_mod.scope_with_claims(
+        grant.request.scope or "", claims_request, client.settings.scopes
+    )
     prompts = set((params.get("prompt") or "").split())
     required_level = required_level_for(client, params, claims_request)
     if required_level is None:

@@ -99,6 +99,16 @@ def requested_acr(claims_request: dict | None) -> list[str]:
     return [v for v in values if isinstance(v, str)]
 
 
+def scope_with_claims(scope: str, claims_request: dict | None, allowed_scopes) -> str:
+    """``scope`` plus the allowed scopes that release the claims requested by name."""
+    names = {n for member in (claims_request or {}).values() for n in member}
+    scopes = scope.split()
+    for s, released in SCOPE_CLAIMS.items():
+        if s in allowed_scopes and s not in scopes and names & set(released):
+            scopes.append(s)
+    return " ".join(scopes)
+
+
 def granted_claims(scope: str) -> set[str]:
     """The claims the granted scopes cover: the ``claims`` parameter can place these in the
     ID token or ask for them at userinfo, never reach beyond what the client may have and the

@@ -79,6 +79,7 @@ class Settings:
     instance_dir: Path
     database_url: str
     kv_url: str
+    kv_prefix: str
     languages: tuple[str, ...]
     default_language: str
     # keys
@@ -361,6 +362,9 @@ def load_settings(
     if database_url and database_url.split(":", 1)[0].split("+")[0] not in ("sqlite", "postgresql"):
         storage.error("database_url", "must be a sqlite:/// or postgresql:// URL")
     kv_url = storage.str("kv_url", "memory://")
+    kv_prefix = storage.str("kv_prefix", "idp:")
+    if kv_prefix is not None and not (1 <= len(kv_prefix) <= 64):
+        storage.error("kv_prefix", "must be 1 to 64 characters")
     if kv_url and not kv_url.startswith(("memory://", "redis://", "rediss://")):
         storage.error("kv_url", "must be memory:// or redis://host:port/db")
     if production and kv_url == "memory://":
@@ -445,6 +449,7 @@ def load_settings(
         instance_dir=inst,
         database_url=database_url,
         kv_url=kv_url,
+        kv_prefix=kv_prefix,
         languages=tuple(languages),
         default_language=default_language,
         signing_algorithm=algorithm,

@@ -10,23 +10,15 @@ import pytest
 
 from tests.conftest import PASSWORD
 from tests.support.sms_login import (
+    alice_fixture,  # noqa: F401 (the "alice" fixture)
     csrf,
     emails_to,
     last_code,
     login_at_provider,
-    ready,
     sms_to,
-    worker_id,  # noqa: F401 (own PostgreSQL database)
 )
 
 NEW_PASSWORD = "a brand new passphrase"
-
-
-@pytest.fixture
-def alice(app, make_user):
-    sub = make_user()
-    ready(app, sub)
-    return sub
 
 
 @pytest.fixture

@@ -10,13 +10,16 @@ import sys
 from pathlib import Path
 
 import pytest
-import requests
 
 from connectors.base import ConnectorError
 from connectors.eid import EidSettings, EidVerifier, OcspSettings, new_challenge
 from connectors.eid.bridge import DEFAULT_PORT, load_config
-from tests.fakes.ocsp_responder import OcspResponder
-from tests.support.eid_pki import EidPki
+from tests.support.eid_pki import (  # noqa: F401 (the "responder", "pki", "card" and "http" fixtures)
+    card_fixture,
+    http_fixture,
+    pki_fixture,
+    responder_fixture,
+)
 from tests.support.softhsm import MODULE, create_card_token, require_softhsm
 
 ORIGIN = "https://login.example.be"
@@ -24,25 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 # -- fixtures -------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def responder():
-    r = OcspResponder().start()
-    yield r
-    r.stop()
-
-
-@pytest.fixture(scope="module")
-def pki(responder):
-    p = EidPki(responder.url)
-    responder.add_authority(p.authority())
-    return p
-
-
-@pytest.fixture(scope="module")
-def card(pki):
-    return pki.card()
 
 
 @pytest.fixture(scope="module")
@@ -84,14 +68,6 @@ def bridge(tmp_path_factory, card, pin_file):
 def pin(pin_file, card):
     pin_file[0].write_text("1234\n")
     return pin_file[0]
-
-
-@pytest.fixture
-def http():
-    s = requests.Session()
-    s.trust_env = False
-    yield s
-    s.close()
 
 
 def authenticate(http, url, challenge, origin=ORIGIN):

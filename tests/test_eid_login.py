@@ -18,7 +18,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import requests
 from sqlalchemy import select
 
 from connectors.base import ConfigErrors
@@ -34,8 +33,15 @@ from tests.conftest import (
     free_port,
     query_of,
 )
-from tests.fakes.ocsp_responder import OcspResponder
-from tests.support.eid_pki import Citizen, EidPki
+from tests.support.eid_pki import (  # noqa: F401 (the "responder", "pki", "card" and "http" fixtures)
+    Citizen,
+    EidPki,
+    card_fixture,
+    http_fixture,
+    pki_fixture,
+    reset_responder,
+    responder_fixture,
+)
 from tests.support.softhsm import create_card_token, require_softhsm
 
 ORIGIN = "http://localhost"  # the test issuer's origin
@@ -54,30 +60,9 @@ BRIDGE_CODES = (
 # -- fixtures -------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def responder():
-    r = OcspResponder().start()
-    yield r
-    r.stop()
-
-
-@pytest.fixture(scope="module")
-def pki(responder):
-    p = EidPki(responder.url)
-    responder.add_authority(p.authority())
-    return p
-
-
-@pytest.fixture(scope="module")
-def card(pki):
-    return pki.card()
-
-
 @pytest.fixture(autouse=True)
 def fresh_responder(responder):
-    responder.behaviour = "normal"
-    responder.statuses.clear()
-    responder.requests = 0
+    reset_responder(responder)
 
 
 @pytest.fixture
@@ -618,14 +603,6 @@ def pin_prompt(tmp_path):
     script.write_text("#!/bin/sh\necho 1234\n")
     script.chmod(0o700)
     return script
-
-
-@pytest.fixture
-def http():
-    s = requests.Session()
-    s.trust_env = False
-    yield s
-    s.close()
 
 
 @pytest.mark.softhsm

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 
 from connectors.base import ConfigTable, ConnectorError
 from connectors.eid import EidSettings, EidVerifier, MemoryCache, OcspSettings, new_challenge
@@ -20,8 +19,15 @@ from connectors.eid.identity_files import (
     parse_tlv,
     trim_der_signature,
 )
-from tests.fakes.ocsp_responder import OcspResponder
-from tests.support.eid_pki import Citizen, EidPki
+from tests.support.eid_pki import (  # noqa: F401 (the "responder", "pki", "card" and "http" fixtures)
+    Citizen,
+    EidPki,
+    card_fixture,
+    http_fixture,
+    pki_fixture,
+    reset_responder,
+    responder_fixture,
+)
 
 ORIGIN = "https://login.example.be"
 
@@ -34,41 +40,12 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(scope="module")
-def responder():
-    r = OcspResponder().start()
-    yield r
-    r.stop()
-
-
-@pytest.fixture(scope="module")
-def pki(responder):
-    p = EidPki(responder.url)
-    responder.add_authority(p.authority())
-    return p
-
-
-@pytest.fixture(scope="module")
-def card(pki):
-    return pki.card()
-
-
 @pytest.fixture
 def clock(responder, pki):
     c = Clock(pki.now.timestamp() + 60)
     responder.clock = c
-    responder.behaviour = "normal"
-    responder.statuses.clear()
-    responder.requests = 0
+    reset_responder(responder)
     return c
-
-
-@pytest.fixture
-def http():
-    s = requests.Session()
-    s.trust_env = False
-    yield s
-    s.close()
 
 
 @pytest.fixture

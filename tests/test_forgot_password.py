@@ -12,7 +12,6 @@ from idp.storage import Account, AuditEvent, SsoSession, db
 from tests.conftest import PASSWORD, authorize_params
 from tests.support.account_flows import (
     FAST,
-    Clock,
     all_emails,
     csrf,
     emails_to,
@@ -21,7 +20,8 @@ from tests.support.account_flows import (
     path_of,
     submit,
 )
-from tests.support.sms_login import login_with_sms, ready
+from tests.support.clock import clock_fixture  # noqa: F401 (the "clock" fixture)
+from tests.support.sms_login import alice_fixture, login_with_sms  # noqa: F401 (the "alice" fixture)
 
 NEW_PASSWORD = "seven quiet lanterns over the bay"
 ADDRESS = "alice@example.com"
@@ -30,20 +30,6 @@ ADDRESS = "alice@example.com"
 @pytest.fixture
 def app(make_app):
     return make_app(FAST)
-
-
-@pytest.fixture
-def clock(app):
-    c = Clock()
-    app.extensions["idp.clock"] = c
-    return c
-
-
-@pytest.fixture
-def alice(app, make_user):
-    sub = make_user()
-    ready(app, sub)
-    return sub
 
 
 def ask(client, username="alice", **headers):

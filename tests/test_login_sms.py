@@ -10,7 +10,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.conftest import PASSWORD, authorize_params, exchange, query_of
+from tests.support.clock import clock_fixture  # noqa: F401 (the "clock" fixture)
 from tests.support.sms_login import (
+    alice_fixture,  # noqa: F401 (the "alice" fixture)
     csrf,
     last_code,
     login_with_sms,
@@ -18,30 +20,7 @@ from tests.support.sms_login import (
     post_password,
     ready,
     sms_to,
-    worker_id,  # noqa: F401 (own PostgreSQL database)
 )
-
-
-class Clock:
-    def __init__(self, t: float = 1_900_000_000.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-@pytest.fixture
-def clock(app):
-    c = Clock()
-    app.extensions["idp.clock"] = c
-    return c
-
-
-@pytest.fixture
-def alice(app, make_user):
-    sub = make_user()
-    ready(app, sub)
-    return sub
 
 
 def start(client):

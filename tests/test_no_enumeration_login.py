@@ -15,7 +15,6 @@ from tests.support.sms_login import (
     csrf,
     ready,
     sms_to,
-    worker_id,  # noqa: F401 (own PostgreSQL database)
 )
 
 

@@ -3,38 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import threading
 
 import pytest
 
 from idp.sms import SmsDeliveryError
+from tests.support.clock import Clock, app_clock, clock_fixture  # noqa: F401 (the "clock" fixture)
 from tests.support.sms_login import (
     last_code,
     sms_to,
-    worker_id,  # noqa: F401 (own PostgreSQL database)
 )
 
 NUMBER = "+32470123456"
 REDIS_URL = "redis://127.0.0.1:6379/15"
-
-
-class Clock:
-    def __init__(self, t: float = 1_900_000_000.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def with_clock(app) -> Clock:
-    clock = Clock()
-    app.extensions["idp.clock"] = clock
-    return clock
-
-
-@pytest.fixture
-def clock(app):
-    return with_clock(app)
 
 
 def send(app, binding="tx1", phone=NUMBER, account_id=None, purpose="login", ip="198.51.100.7"):
@@ -147,7 +130,7 @@ def test_resends_are_limited_per_binding(app, clock):
 )
 def test_sms_pumping_caps(make_app, caps, calls, expected):
     app = make_app({"otp": {"caps": caps}})
-    with_clock(app)
+    app_clock(app)
     for call in calls[:-1]:
         send(app, **call)
     err = error_of(send, app, **calls[-1])
@@ -157,7 +140,7 @@ def test_sms_pumping_caps(make_app, caps, calls, expected):
 
 def test_caps_reset_the_next_day(make_app):
     app = make_app({"otp": {"caps": {"per_number_per_day": 1}}})
-    clock = with_clock(app)
+    clock = app_clock(app)
     send(app, binding="a")
     assert error_of(send, app, binding="b").code == "cap_reached"
     clock.t += 86400
@@ -181,7 +164,7 @@ def test_numbers_outside_the_allowlist_or_not_mobile_are_refused(app, clock, num
 
 def test_allowlist_is_configurable(make_app):
     app = make_app({"otp": {"allowed_prefixes": ["+32", "+33"]}})
-    with_clock(app)
+    app_clock(app)
     send(app, phone="+33 6 12 34 56 78")
     assert sms_to(app, "+33612345678")
 
@@ -338,17 +321,25 @@ def redis_apps(make_app):
     try:
         r.ping()
     except redis.ConnectionError:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true but no Redis on 127.0.0.1:6379", pytrace=False)
         pytest.skip("no Redis on 127.0.0.1:6379")
-    r.flushdb()
+    prefix = f"test-{secrets.token_hex(6)}:"  # this test's own keys: parallel tests share the server
     apps = [
-        make_app({"storage": {"kv_url": REDIS_URL}, "otp": {"caps": {"per_number_per_day": 3}}})
+        make_app(
+            {
+                "storage": {"kv_url": REDIS_URL, "kv_prefix": prefix},
+                "otp": {"caps": {"per_number_per_day": 3}},
+            }
+        )
         for _ in range(2)
     ]
     clock = Clock()
     for a in apps:
         a.extensions["idp.clock"] = clock
     yield apps, clock
-    r.flushdb()
+    for key in r.scan_iter(match=prefix + "*"):
+        r.delete(key)
 
 
 def test_redis_a_code_sent_by_one_worker_is_checked_by_another_once(redis_apps):

@@ -15,7 +15,6 @@ from tests.support.account_flows import (
     FAST,
     MOBILE,
     MOBILE_2,
-    Clock,
     all_emails,
     all_sms,
     csrf,
@@ -27,6 +26,7 @@ from tests.support.account_flows import (
     path_of,
     submit,
 )
+from tests.support.clock import app_clock, clock_fixture  # noqa: F401 (the "clock" fixture)
 
 NEW_PASSWORD = "purple elephants dance at noon"
 EMAIL = "jeanne.dupont@example.org"
@@ -35,13 +35,6 @@ EMAIL = "jeanne.dupont@example.org"
 @pytest.fixture
 def app(make_app):
     return make_app(FAST)
-
-
-@pytest.fixture
-def clock(app):
-    c = Clock()
-    app.extensions["idp.clock"] = c
-    return c
 
 
 @pytest.fixture
@@ -348,7 +341,7 @@ def test_account_page_offers_the_live_policy_check(app, client, customer, clock)
 
 def test_open_mode_sends_the_code_to_the_number_typed(make_app):
     app = make_app({**FAST, "registration": {**FAST["registration"], "mode": "open"}})
-    app.extensions["idp.clock"] = Clock()
+    app_clock(app)
     client = app.test_client()
     resp = submit(
         client,

@@ -13,7 +13,6 @@ from tests.support.sms_login import (
     last_code,
     login_with_sms,
     ready,
-    worker_id,  # noqa: F401 (own PostgreSQL database)
 )
 
 

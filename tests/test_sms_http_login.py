@@ -15,7 +15,6 @@ from tests.support.sms_login import (
     post_code,
     post_password,
     ready,
-    worker_id,  # noqa: F401 (own PostgreSQL database)
 )
 from tests.test_itsme_login import fake, itsme_config, keys_template  # noqa: F401 (itsme as the alternative)
 

@@ -9,37 +9,20 @@ import pyotp
 import pytest
 
 from tests.conftest import PASSWORD, authorize_params
+from tests.support.clock import app_clock
 from tests.support.sms_login import (
+    alice_fixture,  # noqa: F401 (the "alice" fixture)
     csrf,
     login_at_provider,
     post_code,
     post_password,
-    ready,
     sms_to,
-    worker_id,  # noqa: F401 (own PostgreSQL database)
 )
-
-
-class Clock:
-    def __init__(self, t: float = 1_900_000_005.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @pytest.fixture
 def clock(app):
-    c = Clock()
-    app.extensions["idp.clock"] = c
-    return c
-
-
-@pytest.fixture
-def alice(app, make_user):
-    sub = make_user()
-    ready(app, sub)
-    return sub
+    return app_clock(app, 1_900_000_005.0)
 
 
 def enrol(client, app, clock) -> str:

@@ -151,7 +151,7 @@ class ItsmeConnector:
         if "iss" in params and params["iss"] != metadata.issuer:
             raise ConnectorError("invalid_state", "iss parameter is not the itsme issuer (RFC 9207)")
         if "iss" not in params and metadata.iss_parameter_supported:
-            raise ConnectorError("invalid_state", "iss parameter missing though itsme announces it (RFC 9207)")
+            raise ConnectorError("invalid_state", "iss parameter missing, though announced (RFC 9207)")
         error = params.get("error")
         if error:
             code = "cancelled" if error in _CANCELLED else "upstream_error"

@@ -22,7 +22,8 @@ def app_clock(app, t: float = T0) -> Clock:
     return clock
 
 
-@pytest.fixture
-def clock(app) -> Clock:
-    """The app's clock, stopped at :data:`T0`."""
+@pytest.fixture(name="clock")
+def clock_fixture(app) -> Clock:
+    """``clock``: the app's clock, stopped at :data:`T0`. Import ``clock_fixture`` into a test module
+    (the fixture's name differs from the function's, so that tests taking ``clock`` shadow no import)."""
     return app_clock(app)

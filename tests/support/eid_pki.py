@@ -15,6 +15,8 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 
+import pytest
+import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -23,7 +25,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 
 from connectors.eid import token as eid_token
 from connectors.eid.identity_files import encode_tlv
-from tests.fakes.ocsp_responder import Authority
+from tests.fakes.ocsp_responder import Authority, OcspResponder
 
 DAY = dt.timedelta(days=1)
 SIGNATURE_FILE_SIZE = 0x70  # EC cards zero-pad the DER signature files to a fixed size
@@ -353,3 +355,43 @@ class EidPki:
             [(1, citizen.street.encode()), (2, citizen.postal_code.encode()), (3, citizen.locality.encode())]
         )
         return tlv.ljust(117, b"\x00")
+
+
+# -- fixtures: one OCSP responder, PKI and card per test module ----------------------------
+# Import ``responder_fixture``, ``pki_fixture``, ``card_fixture`` (and ``http_fixture``) into a
+# test module; the fixtures are named ``responder``, ``pki``, ``card`` and ``http``.
+
+
+@pytest.fixture(scope="module", name="responder")
+def responder_fixture():
+    r = OcspResponder().start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture(scope="module", name="pki")
+def pki_fixture(responder):
+    p = EidPki(responder.url)
+    responder.add_authority(p.authority())
+    return p
+
+
+@pytest.fixture(scope="module", name="card")
+def card_fixture(pki):
+    return pki.card()
+
+
+@pytest.fixture(name="http")
+def http_fixture():
+    """``http``: a requests session for the local bridge and responder, never through a proxy."""
+    s = requests.Session()
+    s.trust_env = False
+    yield s
+    s.close()
+
+
+def reset_responder(responder: OcspResponder) -> None:
+    """The module's responder as new: normal answers, no forced statuses, no requests counted."""
+    responder.behaviour = "normal"
+    responder.statuses.clear()
+    responder.requests = 0

@@ -79,13 +79,6 @@ def login_with_sms(client, app, location: str, username="alice", password=None, 
     return post_code(client, urlsplit(resp.location).path, last_code(app, number))
 
 
-@pytest.fixture(scope="session")
-def worker_id(request):
-    """Our own PostgreSQL database name (``idp_test_otp_<worker>``): test runs of other features
-    in the same working tree at the same time truncate theirs, not ours."""
-    return "otp_" + getattr(request.config, "workerinput", {}).get("workerid", "main")
-
-
 def login_at_provider(client, app, username="alice", password=None, number="+32470123456"):
     """A full login (password + SMS code) from the account pages, without a relying party."""
     resp = login_with_sms(client, app, "/login/-", username, password, number)
@@ -93,9 +86,10 @@ def login_at_provider(client, app, username="alice", password=None, number="+324
     return resp
 
 
-@pytest.fixture
-def alice(app, make_user) -> str:
-    """``make_user``'s alice (password + verified mobile), with the terms accepted: ready to log in."""
+@pytest.fixture(name="alice")
+def alice_fixture(app, make_user) -> str:
+    """``alice``: ``make_user``'s user (password + verified mobile) with the terms accepted, ready to log in.
+    Import ``alice_fixture`` into a test module."""
     sub = make_user()
     ready(app, sub)
     return sub
