@@ -489,7 +489,7 @@ def start(tx_id: str):
         phone = account.phone if account is not None else None
         challenge.start(
             _login_state_key(tx_id),
-            purpose="login",
+            purpose="contract_login",
             phone=phone,
             account_id=account.id if account else None,
             flow="contract_login",

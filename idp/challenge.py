@@ -109,14 +109,16 @@ def verify(key: str, code: str) -> tuple[bool, str | None]:
     if state is None:
         return False, _("This step has expired. Please start again.")
     code = "".join(c for c in (code or "") if not c.isspace())
-    ok, locked = False, False
+    ok = False
     try:
         check_code(
             purpose=state["purpose"], binding=state["binding"], code=code, account_id=state["account_id"]
         )
         ok = state["phone"] is not None
-    except OtpError as exc:
-        locked = exc.code == "locked"
+    except OtpError:
+        # "locked" is answered like a wrong code: the step ends after the same number of
+        # tries whether or not the identifier matched an account (no enumeration).
+        pass
     if ok:
         state["verified"] = True
         session[key] = state
@@ -124,7 +126,7 @@ def verify(key: str, code: str) -> tuple[bool, str | None]:
     state["failures"] += 1
     session[key] = state
     _interval, _sends, max_failures = _limits()
-    if locked or state["failures"] >= max_failures:
+    if state["failures"] >= max_failures:
         drop(key)
         return False, _("Too many wrong codes. Please start again later, or log in with itsme® or eID.")
     return False, _("This code is not correct or has expired. Check the last SMS you received.")

@@ -280,14 +280,19 @@ def start_second_factor(account: Account, *, tx_id: str, method: str, level: str
     """The first factor succeeded: on to the SMS code (or the authenticator app).
 
     Other first factors (the contract number) can use this too. An account
-    with neither a verified mobile number nor an authenticator app completes a
-    single-factor login (level ``low``) and must then add and confirm a number.
+    with neither a verified mobile number nor an authenticator app cannot end
+    this login: binding a first number on the strength of a password alone
+    would let whoever has the password choose the second factor. The page
+    points to itsme / eID (after which a number can be added) and to
+    customer service.
     """
     session.regenerate()
     if not account.phone_verified and not account.totp_secret:
-        return complete_login(
-            account, level="low", methods=[method], amr=list(amr), tx_id=tx_id, method=method
-        )
+        tx, _ok = load_tx(tx_id)
+        audit.record("login", "failure", account_id=account.id, method=method, reason="no_second_factor")
+        return render_template(
+            "login/no_second_factor.html", tx_id=tx_id, alternatives=alternatives(tx, tx_id)
+        ), 403
     pending = {
         "account": account.id,
         "at": int(time.time()),

@@ -167,8 +167,22 @@ def normalize_number(raw: str) -> str:
     return normalize_phone(raw, default_region=s.default_region, allowed_prefixes=s.allowed_prefixes)
 
 
+# Codes asked for after the person proved a first factor (the password login's SMS code,
+# a new number confirmed from a logged-in session) share one failure counter and one SMS
+# budget per account. Flows that send a code on a mere identifier (contract login,
+# activation, registration, forgotten username) count apart: whoever knows a username
+# must not be able to lock the password login's second factor or use up its SMS budget.
+AFTER_FIRST_FACTOR = frozenset({"login", "verify_phone", "phone_change"})
+
+
+def _family(purpose: str) -> str:
+    return "" if purpose in AFTER_FIRST_FACTOR else f":{purpose}"
+
+
 def failure_key(purpose: str, binding: str, account_id: int | None) -> str:
-    return f"otp:account:{account_id}" if account_id is not None else f"otp:{purpose}:{binding}"[:200]
+    if account_id is None:
+        return f"otp:{purpose}:{binding}"[:200]
+    return f"otp:account:{account_id}{_family(purpose)}"
 
 
 def _code_key(purpose: str, binding: str) -> str:
@@ -188,6 +202,7 @@ def _hash(purpose: str, binding: str, code: str) -> str:
 def _purpose_text(purpose: str) -> str:
     texts = {
         "login": _("to log in"),
+        "contract_login": _("to log in"),
         "register": _("to confirm your registration"),
         "registration": _("to confirm your registration"),
         "activation": _("to activate your account"),
@@ -257,7 +272,7 @@ def send_code(*, purpose: str, binding: str, phone: str, account_id: int | None,
     if sends > 1 + s.max_resends:
         raise refuse("too_many_resends", "too_many_resends", to=number)
 
-    cap = _over_cap(kv, s.caps, t, account_id, number)
+    cap = _over_cap(kv, s.caps, t, account_id, number, purpose)
     if cap:
         kv.incr(_sends_key(purpose, binding), DAY, -1)
         log.warning("sms cap reached: %s", cap)
@@ -286,15 +301,16 @@ def send_code(*, purpose: str, binding: str, phone: str, account_id: int | None,
     audit.record("code_sent", account_id=account_id, purpose=purpose, to=mask_phone(number), resend=sends > 1)
 
 
-def _over_cap(kv, caps: Caps, t: int, account_id: int | None, number: str) -> str | None:
+def _over_cap(kv, caps: Caps, t: int, account_id: int | None, number: str, purpose: str) -> str | None:
     """Count this send against every cap; the name of the first cap it exceeds."""
     day, hour = t // DAY, t // HOUR
+    family = _family(purpose)
     checks = []
     if account_id is not None:
         checks.append(
-            ("per_account_per_day", f"otp:cap:acct:{account_id}:{day}", DAY, caps.per_account_per_day)
+            ("per_account_per_day", f"otp:cap:acct:{account_id}{family}:{day}", DAY, caps.per_account_per_day)
         )
-    checks.append(("per_number_per_day", f"otp:cap:num:{number}:{day}", DAY, caps.per_number_per_day))
+    checks.append(("per_number_per_day", f"otp:cap:num:{number}{family}:{day}", DAY, caps.per_number_per_day))
     ip = _client_ip()
     if ip:
         checks.append(("per_ip_per_hour", f"otp:cap:ip:{ip}:{hour}", HOUR, caps.per_ip_per_hour))

@@ -150,13 +150,39 @@ def test_terms_must_be_accepted(app, client, make_user):
         assert account_of(app, sub).terms_version == terms_version()
 
 
+def with_authenticator_app(app, sub) -> str:
+    """Enrol the authenticator app directly: a second factor for an account without a phone."""
+    import pyotp
+    from sqlalchemy import select
+
+    from idp import totp
+    from idp.storage import Account, db
+
+    secret = pyotp.random_base32()
+    with app.test_request_context():
+        account = db.session.scalar(select(Account).where(Account.sub == sub))
+        account.totp_secret = totp.seal(secret)
+        db.session.commit()
+    return secret
+
+
+def login_with_app(client, tx_path, secret):
+    """Password, then the authenticator app's code (two factors); the response to the code POST."""
+    import pyotp
+
+    from tests.support.sms_login import post_code, post_password
+
+    resp = post_password(client, tx_path, "alice", PASSWORD)
+    assert resp.status_code == 303 and resp.location.endswith("/app"), resp.location
+    return post_code(client, tx_path + "/app", pyotp.TOTP(secret).now())
+
+
 def test_several_actions_in_order(app, client, make_user):
     sub = make_user(email=None, phone=None)
     ready(app, sub, must_change_password=True, terms_version=None)
+    secret = with_authenticator_app(app, sub)
     tx_path, _ = begin(client)
-    from tests.support.sms_login import post_password
-
-    resp = post_password(client, tx_path, "alice", PASSWORD)
+    resp = login_with_app(client, tx_path, secret)
     assert client.get(resp.location).location.endswith("/actions/password")
     from idp import actions
 
@@ -165,12 +191,12 @@ def test_several_actions_in_order(app, client, make_user):
 
 
 def test_new_mobile_number_in_the_actions_is_bound_to_the_code(app, client, make_user):
+    """After two factors (password + authenticator app) the missing number is added and confirmed."""
     sub = make_user(phone=None)
     ready(app, sub)
+    secret = with_authenticator_app(app, sub)
     tx_path, _ = begin(client)
-    from tests.support.sms_login import post_password
-
-    post_password(client, tx_path, "alice", PASSWORD)
+    login_with_app(client, tx_path, secret)
     assert submit(client, tx_path + "/actions/phone", phone="+33 6 12 34 56 78").status_code == 400
     assert submit(client, tx_path + "/actions/phone", phone="02 555 12 34").status_code == 400
     submit(client, tx_path + "/actions/phone", phone="0470 11 11 11")
