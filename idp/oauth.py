@@ -38,7 +38,7 @@ from joserfc.errors import JoseError
 from sqlalchemy import insert, select, update
 
 from . import claims as claims_mod
-from .storage import AccessToken, Account, AuthorizationCode, Grant, RefreshToken, SsoSession, db
+from .storage import Account, AuthorizationCode, Grant, RefreshToken, SsoSession, db
 
 log = logging.getLogger(__name__)
 
@@ -84,17 +84,47 @@ def revoke_grant(grant_id: str, reason: str) -> None:
         .where(RefreshToken.grant_id == grant_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )
-    db.session.execute(
-        update(AccessToken)
-        .where(AccessToken.grant_id == grant_id, AccessToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
+    # Access tokens name their grant in their jti: revoking the grant ends them too.
     log.warning("grant revoked reason=%s", reason)
 
 
 # ---------------------------------------------------------------------------
 # Token generation and storage
 # ---------------------------------------------------------------------------
+
+
+def access_jti(grant_id: str) -> str:
+    """A new access token id that names its grant (grant ids never contain a dot)."""
+    return f"{grant_id}.{secrets.token_urlsafe(12)}"
+
+
+def _revoked_key(jti: str) -> str:
+    return "at-revoked:" + hashlib.sha256(jti.encode()).hexdigest()
+
+
+def revoke_access_token(jti: str, exp: int) -> None:
+    """Deny-list one access token until it expires (RFC 7009 on an access token)."""
+    ttl = max(1, int(exp) - _now())
+    current_app.extensions["idp.kv"].set(_revoked_key(jti), b"1", ttl)
+
+
+def access_token_subject(claims: dict) -> tuple[Grant, Account] | None:
+    """The live grant and account behind the verified claims of one of our access tokens.
+
+    None when it expired, was revoked (alone or with its grant) or names no grant of ours.
+    """
+    jti, exp = claims.get("jti"), claims.get("exp")
+    if not isinstance(jti, str) or "." not in jti or not isinstance(exp, int) or exp < _now():
+        return None
+    if current_app.extensions["idp.kv"].get(_revoked_key(jti)) is not None:
+        return None
+    grant_id = jti.split(".", 1)[0]
+    found = db.session.execute(
+        select(Grant, Account).join(Account, Account.id == Grant.account_id).where(Grant.id == grant_id)
+    ).first()
+    if found is None or found[0].revoked_at is not None:
+        return None
+    return found[0], found[1]
 
 
 class Tokens:
@@ -109,7 +139,7 @@ class Tokens:
         return self.app.extensions["idp.keys"]
 
     def access_token(self, client, user: TokenUser, scope: str, now: int) -> tuple[str, str]:
-        jti = secrets.token_urlsafe(16)
+        jti = access_jti(user.grant.id)
         grant = user.grant
         claims = {
             "iss": self.settings.issuer,
@@ -153,14 +183,11 @@ class Tokens:
     def save(self, token: dict, request) -> None:
         user: TokenUser = request.user
         grant_id = user.grant.id
-        jti = token.pop("_jti")
+        token.pop("_jti")
         now = _now()
-        # Core inserts: the ORM's unit of work costs more than the statements on this hot path.
-        db.session.execute(
-            insert(AccessToken).values(
-                jti=jti, grant_id=grant_id, expires_at=now + self.settings.access_token_ttl
-            )
-        )
+        # Only the refresh token is stored: an access token is a signed JWT whose jti names its
+        # grant (revocation of the grant ends it) and is deny-listed when revoked on its own.
+        # A Core insert: the ORM's unit of work costs more than the statement on this hot path.
         if "refresh_token" in token:
             db.session.execute(
                 insert(RefreshToken).values(
@@ -496,9 +523,9 @@ class _TokenRef:
     kind: str  # "access_token" | "refresh_token"
     grant: Grant
     client_id: str
-    access: AccessToken | None = None
     refresh: RefreshToken | None = None
-    claims: dict | None = None
+    claims: dict | None = None  # an access token's verified claims
+    account: Account | None = None
 
     def check_client(self, client) -> bool:
         return self.client_id == client.client_id
@@ -525,11 +552,10 @@ def find_token(token_string: str, hint: str | None) -> _TokenRef | None:
             claims = _access_token_claims(token_string)
             if claims is None:
                 continue
-            row = db.session.get(AccessToken, str(claims.get("jti", "")))
-            if row is not None:
-                grant = db.session.get(Grant, row.grant_id)
-                if grant is not None:
-                    return _TokenRef("access_token", grant, grant.client_id, access=row, claims=claims)
+            live = access_token_subject(claims)
+            if live is not None:
+                grant, account = live
+                return _TokenRef("access_token", grant, grant.client_id, claims=claims, account=account)
     return None
 
 
@@ -544,10 +570,12 @@ def token_is_active(ref: _TokenRef, now: int | None = None) -> bool:
     now = now or _now()
     if ref.grant.revoked_at is not None:
         return False
-    row = ref.access if ref.kind == "access_token" else ref.refresh
+    if ref.kind == "access_token":
+        return access_token_subject(ref.claims) is not None
+    row = ref.refresh
     if row.revoked_at is not None or row.expires_at < now:
         return False
-    return not (ref.kind == "refresh_token" and row.used_at is not None)  # rotated away
+    return row.used_at is None  # else rotated away
 
 
 def _check_token_param(request) -> None:
@@ -570,12 +598,11 @@ class Revocation(RevocationEndpoint):
         return find_token(token_string, token_type_hint)
 
     def revoke_token(self, token: _TokenRef, request):
-        now = _now()
         if token.kind == "refresh_token":
             revoke_grant(token.grant.id, "revoked_by_client")
+            db.session.commit()
         else:
-            token.access.revoked_at = now
-        db.session.commit()
+            revoke_access_token(token.claims["jti"], token.claims["exp"])
 
 
 class Introspection(IntrospectionEndpoint):
@@ -603,14 +630,13 @@ class Introspection(IntrospectionEndpoint):
     def introspect_token(self, token: _TokenRef):
         grant = token.grant
         account = db.session.get(Account, grant.account_id)
-        row = token.access if token.kind == "access_token" else token.refresh
         settings = current_app.extensions["idp.settings"]
         out = {
             "active": True,
             "client_id": grant.client_id,
             "scope": grant.scope,
             "sub": account.sub if account else None,
-            "exp": row.expires_at,
+            "exp": token.claims["exp"] if token.kind == "access_token" else token.refresh.expires_at,
             "iss": settings.issuer,
             "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",
             "acr": grant.acr,

@@ -182,16 +182,6 @@ class AuthorizationCode(db.Model):
         return self.nonce
 
 
-class AccessToken(db.Model):
-    """The jti of every JWT access token, so revocation and code replay can end it."""
-
-    __tablename__ = "access_tokens"
-    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
-    grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id", ondelete="CASCADE"), index=True)
-    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
-    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
-
-
 class RefreshToken(db.Model):
     __tablename__ = "refresh_tokens"
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -11,7 +11,7 @@ import time
 from flask import Blueprint, Flask, current_app, jsonify, request
 
 from .claims import userinfo_claims
-from .storage import AccessToken, Account, Grant, db
+from .oauth import access_token_subject
 
 bp = Blueprint("userinfo", __name__)
 
@@ -45,17 +45,16 @@ def userinfo():
     now = int(time.time())
     if not isinstance(claims.get("exp"), int) or claims["exp"] < now:
         return bearer_error("invalid_token", "The access token expired.", 401)
-    row = db.session.get(AccessToken, str(claims.get("jti", "")))
-    grant = db.session.get(Grant, row.grant_id) if row is not None else None
-    if row is None or row.revoked_at is not None or grant is None or grant.revoked_at is not None:
+    live = access_token_subject(claims)
+    if live is None:
         return bearer_error("invalid_token", "The access token was revoked.", 401)
+    grant, account = live
     # The token's own scope: a refresh may have narrowed it below the grant's.
     granted = set((grant.scope or "").split())
     scope = " ".join(s for s in str(claims.get("scope") or "").split() if s in granted)
     if "openid" not in scope.split():
         return bearer_error("insufficient_scope", "The openid scope is required.", 403)
-    account = db.session.get(Account, grant.account_id)
-    if account is None or account.status != "active":
+    if account.status != "active":
         return bearer_error("invalid_token", "The account is no longer active.", 401)
     response = jsonify(userinfo_claims(account, scope, grant.claims))
     response.headers["Cache-Control"] = "no-store"
