@@ -389,4 +389,4 @@ def discard(purpose: str, binding: str) -> None:
 
 def is_locked(account_id: int) -> int:
     """Seconds the account's second factor stays locked (0: not locked)."""
-    return lockout.status(failure_key("", "", account_id), now())[1]
+    return lockout.status(failure_key("login", "", account_id), now())[1]

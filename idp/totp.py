@@ -105,7 +105,7 @@ def verify(account: Account, code: str) -> None:
     """Accept a code from the account's app once, or raise :class:`TotpError`."""
     s = otp.settings()
     now = otp.now()
-    key = otp.failure_key("", "", account.id)
+    key = otp.failure_key("login", "", account.id)  # the same counter as the SMS code
     try:
         number = lockout.attempt(key, s.policy, now)
     except lockout.Locked as exc:
