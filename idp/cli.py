@@ -50,7 +50,11 @@ def serve(host: str, port: int):
     app = current_app._get_current_object()
     if app.extensions["idp.settings"].production:
         click.echo("warning: the built-in server is for development; run gunicorn wsgi:app", err=True)
-    app.run(host=host, port=port, threaded=True, use_reloader=False)
+    from werkzeug.serving import run_simple
+
+    # Not app.run(): Flask ignores it inside its own CLI commands.
+    click.echo(f"serving {app.extensions['idp.settings'].issuer} on http://{host}:{port}/ (Ctrl+C to stop)")
+    run_simple(host, port, app, threaded=True, use_reloader=False)
 
 
 @main.group("config", cls=click.Group)
