@@ -12,9 +12,7 @@ browser back to the RP with a code.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,11 +21,10 @@ from tests.conftest import PORTAL_SECRET, LiveServer, free_port
 from tests.fakes.ocsp_responder import OcspResponder
 from tests.support.eid_pki import EidPki
 from tests.support.local_rp import PORTAL_CALLBACK, LocalRP, rp_clients
-from tests.support.softhsm import create_card_token, require_softhsm
+from tests.support.softhsm import create_card_token, require_softhsm, start_bridge
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.browser]
 
-ROOT = Path(__file__).resolve().parents[1]
 PIN = "1234"
 
 
@@ -111,27 +108,13 @@ def bridge(server, token, tmp_path):
     prompt = tmp_path / "askpin.sh"
     prompt.write_text(f"#!/bin/sh\ncat '{pin_file}'\n")
     prompt.chmod(0o700)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "connectors.eid.bridge",
-            "--port",
-            "0",
-            "--allowed-origin",
-            server.url,
-            "--pin-prompt",
-            f"command:{prompt}",
-        ],
-        env={**os.environ, **token.env, "XDG_CONFIG_HOME": str(tmp_path / "config")},
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
+    process, url = start_bridge(
+        {**token.env, "XDG_CONFIG_HOME": str(tmp_path / "config")},
+        server.url,
+        "--pin-prompt",
+        f"command:{prompt}",
     )
     try:
-        line = process.stdout.readline()
-        assert "listening on" in line, line
-        url = line.rsplit(" ", 1)[1].strip()
         server.app.config["EID_BRIDGE_URL"] = url  # what the page's data-bridge-url tells eid.js
         yield Bridge(url, process, pin_file)
     finally:

@@ -15,10 +15,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from connectors.itsme import RPKeys
-from tests.conftest import PASSWORD, PORTAL_SECRET, LiveServer, free_port
+from tests.conftest import PORTAL_SECRET, LiveServer, free_port
 from tests.fakes.itsme_provider import ACR_ADVANCED, ACR_BASIC, FakeItsme
 from tests.support.local_rp import PORTAL_CALLBACK, LocalRP, rp_clients
 from tests.support.sms_login import emails_to
+from tests.test_itsme_login import add_known_person
 
 pytestmark = pytest.mark.browser
 
@@ -85,24 +86,7 @@ def server(make_app, fake, keys_template, rp, tmp_path, monkeypatch):
 
 def known_person(app) -> str:
     """An account with verified contacts and the fake person's national register number: nothing pending."""
-    from idp.accounts import create_local_account
-    from idp.actions import terms_version
-    from idp.hashing import national_number_hash
-    from idp.storage import db
-
-    with app.app_context():
-        account = create_local_account(
-            "marie",
-            password=PASSWORD,
-            email="marie@example.com",
-            phone="+32470123456",
-            given_name="Marie",
-            family_name="Dupont",
-        )
-        account.national_number_hash = national_number_hash(NN)
-        account.terms_version = terms_version()
-        db.session.commit()
-        return account.sub
+    return add_known_person(app, NN)
 
 
 def start_itsme_login(page, server, rp, fake, level: str | None = None) -> tuple[dict, list[str]]:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from connectors.base import ConnectorError
 from connectors.eid import EidSettings, EidVerifier, OcspSettings, new_challenge
 from connectors.eid.bridge import DEFAULT_PORT, load_config
+from tests.support import softhsm
 from tests.support.eid_pki import (  # noqa: F401 (the "responder", "pki", "card" and "http" fixtures)
     card_fixture,
     http_fixture,
@@ -23,7 +21,6 @@ from tests.support.eid_pki import (  # noqa: F401 (the "responder", "pki", "card
 from tests.support.softhsm import MODULE, create_card_token, require_softhsm
 
 ORIGIN = "https://login.example.be"
-ROOT = Path(__file__).resolve().parents[1]
 
 
 # -- fixtures -------------------------------------------------------------------
@@ -40,18 +37,7 @@ def pin_file(tmp_path_factory):
 
 
 def start_bridge(env: dict[str, str], *args: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "connectors.eid.bridge", "--port", "0", "--allowed-origin", ORIGIN, *args],
-        env={**os.environ, **env},
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline()
-    if "listening on" not in line:
-        proc.kill()
-        pytest.fail(f"bridge did not start: {line!r}")
-    return proc, line.rsplit(" ", 1)[1].strip()
+    return softhsm.start_bridge(env, ORIGIN, *args)
 
 
 @pytest.fixture(scope="module")

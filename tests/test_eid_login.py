@@ -10,11 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -42,10 +38,9 @@ from tests.support.eid_pki import (  # noqa: F401 (the "responder", "pki", "card
     reset_responder,
     responder_fixture,
 )
-from tests.support.softhsm import create_card_token, require_softhsm
+from tests.support.softhsm import create_card_token, require_softhsm, start_bridge
 
 ORIGIN = "http://localhost"  # the test issuer's origin
-ROOT = Path(__file__).resolve().parents[1]
 BRIDGE_CODES = (
     "no_middleware",
     "no_reader",
@@ -617,27 +612,8 @@ def test_end_to_end_with_the_real_bridge(make_app, eid_config, card, tmp_path, p
     server = LiveServer(app, port).start()
     token_dir = tmp_path / "softhsm"
     soft = create_card_token(token_dir, card)
-    bridge = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "connectors.eid.bridge",
-            "--port",
-            "0",
-            "--allowed-origin",
-            server.url,
-            "--pin-prompt",
-            f"command:{pin_prompt}",
-        ],
-        env={**os.environ, **soft.env},
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    bridge, bridge_url = start_bridge(soft.env, server.url, "--pin-prompt", f"command:{pin_prompt}")
     try:
-        line = bridge.stdout.readline()
-        assert "listening on" in line, line
-        bridge_url = line.rsplit(" ", 1)[1].strip()
         server.app.config["EID_BRIDGE_URL"] = bridge_url
 
         # The RP sends the browser to the provider.

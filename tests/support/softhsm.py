@@ -177,3 +177,19 @@ def _load(spec: dict) -> None:
 
 if __name__ == "__main__":
     _load(json.loads(Path(sys.argv[1]).read_text()))
+
+
+def start_bridge(env: dict[str, str], origin: str, *args: str) -> tuple[subprocess.Popen, str]:
+    """Start the real bridge process on a free loopback port for ``origin``; (process, its URL)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "connectors.eid.bridge", "--port", "0", "--allowed-origin", origin, *args],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = proc.stdout.readline()
+    if "listening on" not in line:
+        proc.kill()
+        pytest.fail(f"bridge did not start: {line!r}")
+    return proc, line.rsplit(" ", 1)[1].strip()
