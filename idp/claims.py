@@ -51,6 +51,23 @@ def half_hash(value: str, alg: str) -> str:
     return base64.urlsafe_b64encode(h[: len(h) // 2]).rstrip(b"=").decode()
 
 
+# The account columns the claims are made from (and ``sub``): what a token request reads.
+ACCOUNT_CLAIM_COLUMNS = (
+    "sub",
+    "given_name",
+    "family_name",
+    "birthdate",
+    "locale",
+    "username",
+    "updated_at",
+    "email",
+    "email_verified",
+    "phone",
+    "phone_verified",
+    "address",
+)
+
+
 def account_claims(account: Account) -> dict[str, Any]:
     values: dict[str, Any] = {
         "name": " ".join(n for n in (account.given_name, account.family_name) if n) or None,

@@ -12,8 +12,9 @@ it where the rules of this provider are stricter:
 * Public clients' refresh tokens rotate; reusing a rotated one revokes the
   whole family (RFC 9700 section 4.14.2). Confidential clients' refresh
   tokens are bound to the client that got them.
-* Access tokens are JWTs per RFC 9068 (``typ: at+jwt``) whose ``jti`` is
-  recorded, so revocation and code replay can end them.
+* Access tokens are JWTs per RFC 9068 (``typ: at+jwt``) whose ``jti`` names
+  their grant, so code replay and logout (which revoke the grant) end them;
+  revoking one alone deny-lists its ``jti`` until it expires.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Flask, current_app
 from flask import request as flask_request
 from joserfc.errors import JoseError
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from . import claims as claims_mod
+from .redemption import ClaimedCode, claim_code, claimed_code
 from .storage import Account, AuthorizationCode, Grant, RefreshToken, SsoSession, db
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ class TokenUser:
     grant: Grant
     nonce: str | None = None
     extra: dict = field(default_factory=dict)
+    stored_refresh_token: str | None = None  # stored with the code's claim: hand out this one
 
 
 def _now() -> int:
@@ -127,6 +130,9 @@ def access_token_subject(claims: dict) -> tuple[Grant, Account] | None:
     return found[0], found[1]
 
 
+_INSERT_REFRESH = insert(RefreshToken.__table__)
+
+
 class Tokens:
     """Issues the access token (RFC 9068 JWT), the refresh token and the ID token."""
 
@@ -138,7 +144,7 @@ class Tokens:
     def keys(self):
         return self.app.extensions["idp.keys"]
 
-    def access_token(self, client, user: TokenUser, scope: str, now: int) -> tuple[str, str]:
+    def access_token(self, client, user: TokenUser, scope: str, now: int) -> str:
         jti = access_jti(user.grant.id)
         grant = user.grant
         claims = {
@@ -156,7 +162,7 @@ class Tokens:
         }
         if grant.session_id:
             claims["sid"] = grant.session_id
-        return self.keys.sign(claims, typ="at+jwt"), jti
+        return self.keys.sign(claims, typ="at+jwt")
 
     def generate(
         self,
@@ -168,7 +174,7 @@ class Tokens:
         include_refresh_token=True,
     ):
         now = _now()
-        access, jti = self.access_token(client, user, scope or "", now)
+        access = self.access_token(client, user, scope or "", now)
         token = {
             "token_type": "Bearer",
             "access_token": access,
@@ -176,27 +182,28 @@ class Tokens:
             "scope": scope or "",
         }
         if include_refresh_token:
-            token["refresh_token"] = secrets.token_urlsafe(32)  # 256 bits
-        token["_jti"] = jti  # removed in save_token, never sent
+            token["refresh_token"] = user.stored_refresh_token or secrets.token_urlsafe(32)  # 256 bits
         return token
 
     def save(self, token: dict, request) -> None:
+        """Store a new refresh token, unless the code's claim already stored it.
+
+        Only refresh tokens are stored: an access token is a signed JWT whose jti names
+        its grant (revoking the grant ends it) and is deny-listed when revoked on its own.
+        """
         user: TokenUser = request.user
-        grant_id = user.grant.id
-        token.pop("_jti")
+        if "refresh_token" not in token or token["refresh_token"] == user.stored_refresh_token:
+            return
         now = _now()
-        # Only the refresh token is stored: an access token is a signed JWT whose jti names its
-        # grant (revocation of the grant ends it) and is deny-listed when revoked on its own.
-        # A Core insert: the ORM's unit of work costs more than the statement on this hot path.
-        if "refresh_token" in token:
-            db.session.execute(
-                insert(RefreshToken).values(
-                    token_hash=digest(token["refresh_token"]),
-                    grant_id=grant_id,
-                    created_at=now,
-                    expires_at=now + self.settings.refresh_token_ttl,
-                )
-            )
+        db.session.connection().execute(
+            _INSERT_REFRESH,
+            {
+                "token_hash": digest(token["refresh_token"]),
+                "grant_id": user.grant.id,
+                "created_at": now,
+                "expires_at": now + self.settings.refresh_token_ttl,
+            },
+        )
         db.session.commit()
 
     def id_token(self, client, user: TokenUser, scope: str, access_token: str | None) -> str:
@@ -312,36 +319,29 @@ class CodeGrant(grants.AuthorizationCodeGrant):
     def query_authorization_code(self, code: str, client):
         """Claim the code atomically: of N concurrent redemptions exactly one wins.
 
-        The claim (``UPDATE … RETURNING``) is committed together with the tokens
-        it yields, in one transaction: the row stays locked until then, so a
-        concurrent redemption waits and then finds the code used. A request
-        refused after the claim (wrong PKCE verifier, say) still uses the code
-        up (see :meth:`create_token_response`).
+        One statement claims the code (``UPDATE … RETURNING``), stores the
+        refresh token this redemption will hand out (when the client may
+        refresh) and reads the grant and the account; it commits on its own.
+        A concurrent redemption waits for the row lock, then finds the code
+        used. A request refused after the claim (wrong PKCE verifier, say)
+        has used the code up; the refresh token stored for it is deleted
+        again (see :meth:`create_token_response`).
         """
         if not isinstance(code, str) or len(code) > 512:
             return None
         h = digest(code)
+        refresh = secrets.token_urlsafe(32) if client.check_grant_type("refresh_token") else None
         now = _now()
-        claimed = db.session.execute(
-            update(AuthorizationCode)
-            .where(
-                AuthorizationCode.code_hash == h,
-                AuthorizationCode.used_at.is_(None),
-                AuthorizationCode.client_id == client.client_id,
-                AuthorizationCode.expires_at >= now,
-            )
-            .values(used_at=now)
-            .returning(
-                AuthorizationCode.grant_id,
-                AuthorizationCode.redirect_uri,
-                AuthorizationCode.nonce,
-                AuthorizationCode.code_challenge,
-                AuthorizationCode.code_challenge_method,
-            )
-        ).first()
-        if claimed is not None:
-            return ClaimedCode(*claimed)
-        db.session.rollback()
+        row = claim_code(
+            h,
+            client.client_id,
+            now,
+            digest(refresh) if refresh else None,
+            now + current_app.extensions["idp.settings"].refresh_token_ttl,
+        )
+        if row is not None:
+            self._claimed = claimed_code(row, refresh)
+            return self._claimed
         row = db.session.get(AuthorizationCode, h)
         if row is not None and row.used_at is not None:
             # A second redemption: whoever holds this code is not to be trusted.
@@ -353,62 +353,40 @@ class CodeGrant(grants.AuthorizationCodeGrant):
         try:
             super().validate_token_request()
         except OAuth2Error:
-            self._burn_claimed_code()
+            self._unstore_refresh_token()
             raise
 
     def create_token_response(self):
         try:
             return super().create_token_response()
         except OAuth2Error:
-            self._burn_claimed_code()
+            self._unstore_refresh_token()
             raise
 
-    @staticmethod
-    def _burn_claimed_code() -> None:
-        """A refused redemption still uses the code up: commit the claim (if any) alone."""
-        db.session.commit()
+    def _unstore_refresh_token(self) -> None:
+        """A redemption refused after its claim hands out no refresh token: delete the one stored."""
+        claimed: ClaimedCode | None = getattr(self, "_claimed", None)
+        if claimed is not None and claimed.refresh_token:
+            db.session.execute(
+                delete(RefreshToken).where(RefreshToken.token_hash == digest(claimed.refresh_token))
+            )
+            db.session.commit()
 
     def delete_authorization_code(self, authorization_code) -> None:
         pass  # already marked used when claimed
 
-    def authenticate_user(self, authorization_code):
-        found = db.session.execute(
-            select(Grant, Account)
-            .join(Account, Account.id == Grant.account_id)
-            .where(Grant.id == authorization_code.grant_id)
-        ).first()
-        if found is None:
-            return None
-        grant, account = found
-        if grant.revoked_at is not None and grant.revoked_reason != REPLAYED:
+    def authenticate_user(self, authorization_code: ClaimedCode):
+        grant, account = authorization_code.grant, authorization_code.account
+        if grant.revoked_at is not None:
             return None  # e.g. logged out since: no tokens
-        # Revoked for a replay: a concurrent redemption lost the claim after ours and
-        # revoked the grant. Ours is still the one redemption and is answered, with
-        # tokens born revoked, exactly as if the replay had come a moment later.
         if account.status != "active":
             return None
-        return TokenUser(account=account, grant=grant, nonce=authorization_code.nonce)
-
-
-@dataclass(frozen=True)
-class ClaimedCode:
-    """An authorization code as its redemption claimed it (Authlib's AuthorizationCodeMixin)."""
-
-    grant_id: str
-    redirect_uri: str
-    nonce: str | None
-    code_challenge: str
-    code_challenge_method: str
-
-    def get_redirect_uri(self) -> str:
-        return self.redirect_uri
-
-    def get_nonce(self) -> str | None:
-        return self.nonce
-
-    def get_scope(self) -> str:
-        grant = db.session.get(Grant, self.grant_id)
-        return grant.scope if grant else ""
+        return TokenUser(
+            account=account,
+            grant=grant,
+            nonce=authorization_code.nonce,
+            stored_refresh_token=authorization_code.refresh_token,
+        )
 
 
 class RefreshGrant(grants.RefreshTokenGrant):

@@ -31,16 +31,22 @@ class ServerSession(CallbackDict, SessionMixin):
             self.modified = True
 
         super().__init__(initial, on_update)
-        self.sid = sid or secrets.token_urlsafe(32)
+        self._sid = sid  # a new session gets its id when first saved
         self.new = new
         self.modified = False
         self.previous_sid: str | None = None
 
+    @property
+    def sid(self) -> str:
+        if self._sid is None:
+            self._sid = secrets.token_urlsafe(32)
+        return self._sid
+
     def regenerate(self) -> None:
         """A new id for the same data; the old id stops working."""
-        if self.previous_sid is None:
-            self.previous_sid = self.sid
-        self.sid = secrets.token_urlsafe(32)
+        if self.previous_sid is None and self._sid is not None:
+            self.previous_sid = self._sid
+        self._sid = secrets.token_urlsafe(32)
         self.modified = True
 
 

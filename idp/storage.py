@@ -13,13 +13,26 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 log = logging.getLogger(__name__)
@@ -245,21 +258,56 @@ def upgrade(app: Flask, revision: str = "heads") -> None:
             command.upgrade(cfg, revision)
 
 
+POOL_PING_AFTER_IDLE = 10.0  # seconds a pooled connection may sit unused before it is tested
+
+
+def ping_after_idle(engine) -> None:
+    """Test a pooled connection before use when it sat idle, not on every checkout.
+
+    ``pool_pre_ping`` costs a round trip per request; a connection returned a
+    moment ago by a busy worker is alive. One that sat unused for
+    :data:`POOL_PING_AFTER_IDLE` seconds (a quiet night, a database restart, a
+    firewall dropping idle connections) is pinged first and, when dead,
+    replaced before the request uses it. A database that goes away while
+    connections are busy makes the requests using them fail once; SQLAlchemy
+    then discards the whole pool.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _fresh(_dbapi_conn, record):
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_conn, record):
+        if record is not None:
+            record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _taken(dbapi_conn, record, _proxy):
+        if time.monotonic() - record.info.get("idle_since", 0.0) < POOL_PING_AFTER_IDLE:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError(f"idle connection found dead: {exc}") from exc
+
+
 def init_app(app: Flask) -> None:
     settings = app.extensions["idp.settings"]
     url = settings.database_url
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     app.config["SQLALCHEMY_DATABASE_URI"] = url
-    engine_options = {"pool_pre_ping": True}
+    engine_options = {}
     if url.startswith("sqlite"):
         Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True) if ":///" in url else None
         engine_options = {"connect_args": {"timeout": 30}}
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options
     db.init_app(app)
+    if not url.startswith("sqlite"):
+        with app.app_context():
+            ping_after_idle(db.engine)
     if url.startswith("sqlite"):
-        from sqlalchemy import event
-
         with app.app_context():
 
             @event.listens_for(db.engine, "connect")

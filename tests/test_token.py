@@ -19,7 +19,7 @@ from joserfc.jwk import OctKey, RSAKey
 from sqlalchemy import update
 from werkzeug.datastructures import MultiDict
 
-from tests.conftest import PORTAL_SECRET, authorize_params, base_config, exchange
+from tests.conftest import PORTAL_SECRET, authorize_params, base_config, exchange, make_user_in
 from tests.support.oidc import (
     APP_REDIRECT,
     PARTNER_REDIRECT,
@@ -397,6 +397,77 @@ def test_code_redeemed_with_a_wrong_verifier_cannot_be_redeemed_afterwards(clien
     code, verifier, _ = code_for(client)
     assert post_code(client, code, "w" * 50, headers=basic()).status_code == 400
     assert exchange(client, code, verifier).status_code == 400
+
+
+def _refresh_rows(app) -> int:
+    from sqlalchemy import func, select
+
+    from idp.storage import RefreshToken, db
+
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(RefreshToken))
+
+
+def _disable_account(app, _client):
+    from idp.storage import Account, db
+
+    with app.app_context():
+        db.session.execute(update(Account).values(status="disabled"))
+        db.session.commit()
+
+
+def _revoke_grants(app, _client):
+    from idp.storage import Grant, db
+
+    with app.app_context():
+        db.session.execute(update(Grant).values(revoked_at=int(time.time()), revoked_reason="logout"))
+        db.session.commit()
+
+
+@pytest.mark.parametrize(
+    "spoil, verifier_ok, redirect_uri",
+    [
+        (None, False, PORTAL_REDIRECT),  # wrong PKCE verifier
+        (None, True, "https://portal.example.com/other"),  # wrong redirect URI
+        (_disable_account, True, PORTAL_REDIRECT),  # account disabled since the login
+        (_revoke_grants, True, PORTAL_REDIRECT),  # logged out since the login
+    ],
+)
+def test_refused_redemption_uses_the_code_up_and_leaves_no_refresh_token(
+    app, client, user, spoil, verifier_ok, redirect_uri
+):
+    """The claim stores the refresh token with it; a refused request must not leave it behind."""
+    code, verifier, _ = code_for(client)
+    if spoil:
+        spoil(app, client)
+    resp = post_code(client, code, verifier if verifier_ok else "w" * 50, redirect_uri, headers=basic())
+    assert resp.status_code == 400 and resp.json["error"] == "invalid_grant"
+    assert "refresh_token" not in resp.json
+    assert _refresh_rows(app) == 0
+    assert exchange(client, code, verifier).status_code == 400  # used up
+
+
+def test_redemption_stores_exactly_the_refresh_token_it_hands_out(app, client, user):
+    from idp.oauth import digest
+    from idp.storage import RefreshToken, db
+
+    body = portal_tokens(client)
+    with app.app_context():
+        rows = db.session.query(RefreshToken).all()
+    assert [r.token_hash for r in rows] == [digest(body["refresh_token"])]
+    assert rows[0].expires_at - rows[0].created_at == 30 * 86400  # refresh_token_ttl default
+
+
+def test_client_without_refresh_grant_gets_no_refresh_token_and_none_is_stored(make_app, tmp_path):
+    clients = base_config("http://localhost", "sqlite://", tmp_path)["clients"]
+    clients[0]["grant_types"] = ["authorization_code"]
+    app = make_app({"clients": clients})
+    client = app.test_client()
+    make_user_in(app)
+    code, verifier, _ = code_for(client)
+    resp = exchange(client, code, verifier)
+    assert resp.status_code == 200 and "refresh_token" not in resp.json
+    assert _refresh_rows(app) == 0
 
 
 # ---------------------------------------------------------------------------
