@@ -19,7 +19,6 @@ it where the rules of this provider are stricter:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 import time
@@ -36,17 +35,13 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Flask, current_app
 from flask import request as flask_request
 from joserfc.errors import JoseError
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, update
 
 from . import claims as claims_mod
-from .redemption import ClaimedCode, claim_code, claimed_code
-from .storage import Account, AuthorizationCode, Grant, RefreshToken, SsoSession, db
+from .storage import Account, AuthorizationCode, Grant, RefreshToken, SsoSession, db, digest
+from .token_store import ClaimedCode, claim_code, read_grant
 
 log = logging.getLogger(__name__)
-
-
-def digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 @dataclass
@@ -102,7 +97,7 @@ def access_jti(grant_id: str) -> str:
 
 
 def _revoked_key(jti: str) -> str:
-    return "at-revoked:" + hashlib.sha256(jti.encode()).hexdigest()
+    return "at-revoked:" + digest(jti)
 
 
 def revoke_access_token(jti: str, exp: int) -> None:
@@ -111,8 +106,9 @@ def revoke_access_token(jti: str, exp: int) -> None:
     current_app.extensions["idp.kv"].set(_revoked_key(jti), b"1", ttl)
 
 
-def access_token_subject(claims: dict) -> tuple[Grant, Account] | None:
-    """The live grant and account behind the verified claims of one of our access tokens.
+def access_token_subject(claims: dict) -> tuple[Any, Any] | None:
+    """The live grant and account (their token-relevant columns, by name) behind the
+    verified claims of one of our access tokens.
 
     None when it expired, was revoked (alone or with its grant) or names no grant of ours.
     """
@@ -121,13 +117,10 @@ def access_token_subject(claims: dict) -> tuple[Grant, Account] | None:
         return None
     if current_app.extensions["idp.kv"].get(_revoked_key(jti)) is not None:
         return None
-    grant_id = jti.split(".", 1)[0]
-    found = db.session.execute(
-        select(Grant, Account).join(Account, Account.id == Grant.account_id).where(Grant.id == grant_id)
-    ).first()
+    found = read_grant(jti.split(".", 1)[0])
     if found is None or found[0].revoked_at is not None:
         return None
-    return found[0], found[1]
+    return found
 
 
 _INSERT_REFRESH = insert(RefreshToken.__table__)
@@ -332,16 +325,11 @@ class CodeGrant(grants.AuthorizationCodeGrant):
         h = digest(code)
         refresh = secrets.token_urlsafe(32) if client.check_grant_type("refresh_token") else None
         now = _now()
-        row = claim_code(
-            h,
-            client.client_id,
-            now,
-            digest(refresh) if refresh else None,
-            now + current_app.extensions["idp.settings"].refresh_token_ttl,
-        )
-        if row is not None:
-            self._claimed = claimed_code(row, refresh)
-            return self._claimed
+        refresh_expires = now + current_app.extensions["idp.settings"].refresh_token_ttl
+        claimed = claim_code(h, client.client_id, now, refresh, refresh_expires)
+        if claimed is not None:
+            self._claimed = claimed
+            return claimed
         row = db.session.get(AuthorizationCode, h)
         if row is not None and row.used_at is not None:
             # A second redemption: whoever holds this code is not to be trusted.

@@ -12,6 +12,7 @@ and card numbers as keyed HMACs (see :mod:`idp.hashing`).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import time
 from pathlib import Path
@@ -256,6 +257,50 @@ def upgrade(app: Flask, revision: str = "heads") -> None:
         with db.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
+
+
+def digest(value: str) -> str:
+    """The SHA-256 digest (hex) under which a secret (code, token, link) is stored."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def first_row_autocommit(statement, params: dict) -> tuple | None:
+    """Run one statement in a transaction of its own; its first row, or None.
+
+    The hot paths of the token endpoints use it. On PostgreSQL the statement,
+    compiled once per engine, goes straight to the driver in autocommit: one
+    round trip, no BEGIN/COMMIT, no ORM; the driver prepares it after a few
+    uses. Elsewhere (SQLite) it runs through SQLAlchemy on a connection of its own.
+    Either way the request's ORM session is left alone.
+    """
+    engine = db.engine
+    if engine.dialect.name != "postgresql":
+        with engine.begin() as conn:
+            row = conn.execute(statement, params).first()
+        return None if row is None else tuple(row)
+    cache = engine.__dict__.setdefault("_idp_compiled", {})
+    sql = cache.get(id(statement))  # module-level statements: they live as long as the process
+    if sql is None:
+        sql = cache[id(statement)] = str(statement.compile(dialect=engine.dialect))
+    pooled = engine.raw_connection()  # the pool's events (the idle-connection ping) apply
+    try:
+        conn = pooled.driver_connection
+        conn.autocommit = True
+        try:
+            return conn.execute(sql, params).fetchone()
+        finally:
+            if not conn.closed:
+                conn.autocommit = False
+    except engine.dialect.loaded_dbapi.OperationalError as exc:
+        # What SQLAlchemy does for its own statements: a broken connection does not go
+        # back to the pool, and when the server went away the pool's idle ones go too.
+        gone = engine.dialect.is_disconnect(exc, pooled.driver_connection, None)
+        pooled.invalidate(exc)
+        if gone:
+            engine.pool.dispose()
+        raise
+    finally:
+        pooled.close()
 
 
 POOL_PING_AFTER_IDLE = 10.0  # seconds a pooled connection may sit unused before it is tested
