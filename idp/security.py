@@ -85,22 +85,32 @@ def init_app(app: Flask) -> None:
     csrf.init_app(app)
     redirects = redirect_sources(app)
 
+    page_csp = (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self' http://127.0.0.1:* http://localhost:*; font-src 'self'; "
+        "form-action {form_action}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    )
+    # JSON, JWKS, images: nothing to run, load or frame.
+    data_csp = "default-src 'none'; frame-ancestors 'none'"
+    fixed = [
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "no-referrer"),
+        ("X-Frame-Options", "DENY"),
+        ("Cross-Origin-Opener-Policy", "same-origin"),
+    ]
+    if production:
+        fixed.append(("Strict-Transport-Security", "max-age=63072000; includeSubDomains"))
+
     @app.after_request
     def _headers(response):
         h = response.headers
-        form_action = " ".join(filter(None, ["'self'", redirects, g.get("form_action")]))
-        h.setdefault(
-            "Content-Security-Policy",
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            "connect-src 'self' http://127.0.0.1:* http://localhost:*; font-src 'self'; "
-            f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
-        )
-        h.setdefault("X-Content-Type-Options", "nosniff")
-        h.setdefault("Referrer-Policy", "no-referrer")
-        h.setdefault("X-Frame-Options", "DENY")
-        h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        if production:
-            h.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+        if response.mimetype == "text/html":
+            form_action = " ".join(filter(None, ["'self'", redirects, g.get("form_action")]))
+            h.setdefault("Content-Security-Policy", page_csp.format(form_action=form_action))
+        else:
+            h.setdefault("Content-Security-Policy", data_csp)
+        for name, value in fixed:
+            h.setdefault(name, value)
         if request.endpoint not in CACHEABLE_ENDPOINTS:
             h.setdefault("Cache-Control", "no-store")
         return response

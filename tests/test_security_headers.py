@@ -49,6 +49,16 @@ def test_every_response_has_nosniff_no_referrer_and_no_framing(client, path):
     assert resp.headers["X-Frame-Options"] == "DENY"
 
 
+@pytest.mark.parametrize("path", ["/.well-known/openid-configuration", "/jwks.json", "/userinfo"])
+def test_json_responses_have_a_policy_that_allows_nothing(client, path):
+    resp = client.get(path)
+    assert resp.mimetype.endswith("json")
+    assert directives(resp.headers["Content-Security-Policy"]) == {
+        "default-src": "'none'",
+        "frame-ancestors": "'none'",
+    }
+
+
 @pytest.mark.parametrize("path", PAGES)
 def test_pages_are_not_stored(client, path):
     assert client.get(path).headers["Cache-Control"] == "no-store"
