@@ -741,7 +741,7 @@ def parse_args(argv=None):
         "--codes",
         type=int,
         default=None,
-        help="authorization codes to make beforehand (default: enough for 500 exchanges/s)",
+        help="authorization codes to make beforehand (default: enough for 1000 exchanges/s)",
     )
     args = parser.parse_args(argv)
     global THREADS
@@ -749,7 +749,7 @@ def parse_args(argv=None):
     if args.seconds <= 0 or args.warmup < 0 or args.concurrency < 1 or args.rounds < 1:
         parser.error("--seconds must be > 0, --warmup >= 0, --concurrency >= 1, --rounds >= 1")
     if args.codes is None:
-        args.codes = max(1000, int(500 * (args.seconds + args.warmup + 0.5 * args.rounds)))
+        args.codes = max(1000, int(1000 * (args.seconds + args.warmup + 0.5 * args.rounds)))
     return args
 
 

@@ -13,11 +13,12 @@ the picture, everything else is the real ``/token`` path). It prints
 * time per exchange and its split by library (exclusive time: SQLAlchemy,
   psycopg, joserfc, cryptography, Authlib, Flask/Werkzeug, the provider...),
 * the cumulative time of the provider's own steps (file:function, % of the total),
-* database round trips per exchange (statements sent to PostgreSQL),
+* round trips to PostgreSQL per exchange, counted at the driver (psycopg),
 * checks of the rules of issue 2: no Argon2 on client secrets, no PEM key
   loaded per request, discovery and JWKS served without JSON serialisation,
 
-then the same bare RS256 signing as ``bare_app.py`` for comparison. The
+then the same bare RS256 signing as ``bare_app.py`` for comparison, and the CPU
+per request of both without the profiler. The
 database and the temporary folder are removed at the end, also on failure.
 """
 
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import cProfile
 import pstats
 import shutil
@@ -60,7 +60,8 @@ STEPS = (
     ("idp/token.py", "token"),
     ("idp/clients.py", "check_client_secret"),
     ("idp/oauth.py", "query_authorization_code"),
-    ("idp/storage.py", "get_scope"),
+    ("idp/token_store.py", "claim_code"),
+    ("idp/storage.py", "first_row_autocommit"),
     ("idp/oauth.py", "authenticate_user"),
     ("idp/oauth.py", "generate"),
     ("idp/oauth.py", "access_token"),
@@ -76,15 +77,11 @@ STEPS = (
     ("idp/security.py", "_headers"),
     ("joserfc/jwt.py", "encode"),
     ("RSAPrivateKey", "sign"),  # cryptography's RSA signature (a builtin)
-    ("sqlalchemy/orm/session.py", "commit"),
-    ("sqlalchemy/orm/session.py", "get"),
+    ("sqlalchemy/pool/base.py", "connect"),
     ("sqlalchemy/orm/session.py", "execute"),
-    ("sqlalchemy/orm/session.py", "flush"),
-    ("sqlalchemy/orm/session.py", "close"),
-    ("sqlalchemy/pool/base.py", "_do_ping_w_event"),
-    ("sqlalchemy/engine/default.py", "do_ping"),
+    ("sqlalchemy/orm/session.py", "commit"),
+    ("psycopg/connection.py", "execute"),
     ("psycopg/cursor.py", "execute"),
-    ("flask_sqlalchemy/session.py", "get_bind"),
 )
 
 
@@ -150,167 +147,72 @@ def print_steps(stats: pstats.Stats, n: int, total: float) -> None:
 
 
 def count_statements(app, fn, n: int) -> tuple[dict[str, float], list[str]]:
-    """Round trips to PostgreSQL per call of ``fn``, and the statements of the last call in order."""
-    from sqlalchemy import event
+    """What reaches PostgreSQL per call of ``fn`` (every round trip), and the last call's in order.
 
-    from idp.storage import db
+    Counted at the driver (psycopg), below SQLAlchemy, so statements sent
+    straight to the driver count too: the implicit ``BEGIN`` psycopg sends
+    before the first statement of a transaction, each statement, and a
+    ``COMMIT``/``ROLLBACK`` only when a transaction is open (psycopg sends
+    nothing otherwise).
+    """
+    import psycopg
+    from psycopg.pq import TransactionStatus
 
     counts: dict[str, int] = defaultdict(int)
     last: list[str] = []
 
-    def before(_conn, _cursor, statement, _params, _context, _many):
-        counts[statement.split(None, 1)[0].upper()] += 1
-        last.append(" ".join(statement.split())[:150])
+    def note(kind: str, text: str) -> None:
+        counts[kind] += 1
+        last.append(text)
 
-    def begin(_conn):
-        counts["BEGIN"] += 1
-        last.append("BEGIN")
+    def statement(conn, query) -> None:
+        text = query if isinstance(query, str) else getattr(query, "as_string", lambda _c: str(query))(conn)
+        if not conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE:
+            note("BEGIN", "BEGIN")
+        words = " ".join(str(text).split())
+        note(words.split(" ", 1)[0].upper() or ";", words[:150])
 
-    def commit(_conn):
-        counts["COMMIT"] += 1
-        last.append("COMMIT")
+    originals = {
+        "cursor": psycopg.Cursor.execute,
+        "commit": psycopg.Connection.commit,
+        "rollback": psycopg.Connection.rollback,
+    }
 
-    def rollback(_conn):
-        counts["ROLLBACK"] += 1
-        last.append("ROLLBACK")
+    def cursor_execute(self, query, params=None, **kwargs):
+        statement(self.connection, query)
+        return originals["cursor"](self, query, params, **kwargs)
 
-    def checkout(_dbapi_conn, _record, _proxy):
-        counts["pool checkout (pre-ping SELECT 1)"] += 1
-        last.append("pool checkout: pre-ping SELECT 1")
+    def ending(kind):
+        def end_transaction(self):
+            if self.info.transaction_status != TransactionStatus.IDLE:
+                note(kind, kind)
+            return originals[kind.lower()](self)
 
-    def reset(_dbapi_conn, _record, *_state):
-        counts["pool return (reset: ROLLBACK)"] += 1
-        last.append("pool return: reset (ROLLBACK)")
+        return end_transaction
 
-    with app.app_context():
-        engine = db.engine
-    hooks = (
-        (engine, "before_cursor_execute", before),
-        (engine, "begin", begin),
-        (engine, "commit", commit),
-        (engine, "rollback", rollback),
-        (engine.pool, "checkout", checkout),
-        (engine.pool, "reset", reset),
-    )
-    for target, name, hook in hooks:
-        event.listen(target, name, hook)
+    psycopg.Cursor.execute = cursor_execute
+    psycopg.Connection.commit = ending("COMMIT")
+    psycopg.Connection.rollback = ending("ROLLBACK")
     try:
         for _ in range(n):
             last.clear()
             fn()
     finally:
-        for target, name, hook in hooks:
-            event.remove(target, name, hook)
+        psycopg.Cursor.execute = originals["cursor"]
+        psycopg.Connection.commit = originals["commit"]
+        psycopg.Connection.rollback = originals["rollback"]
     return {k: v / n for k, v in sorted(counts.items())}, list(last)
 
 
-@contextlib.contextmanager
-def _variant(app, expire_on_commit: bool = True, pre_ping: bool = True, one_transaction: bool = False):
-    """Reconfigure the running app in this process only; the provider's files are untouched."""
-    from idp.oauth import CodeGrant
-    from idp.storage import db
-
-    with app.app_context():
-        engine = db.engine
-    factory = db.session.session_factory
-    originals = (CodeGrant.query_authorization_code, CodeGrant.authenticate_user)
-    factory.configure(expire_on_commit=expire_on_commit)
-    engine.pool._pre_ping = pre_ping
-    if one_transaction:
-        CodeGrant.query_authorization_code = _claim_returning(originals[0])
-        CodeGrant.authenticate_user = _authenticate_joined
-    try:
-        yield
-    finally:
-        factory.configure(expire_on_commit=True)
-        engine.pool._pre_ping = True
-        CodeGrant.query_authorization_code, CodeGrant.authenticate_user = originals
-
-
-def _claim_returning(original):
-    """Sketch of a cheaper claim: UPDATE ... RETURNING, committed with the tokens (one transaction)."""
-    from sqlalchemy import update
-
-    from idp.oauth import _now, digest
-    from idp.storage import AuthorizationCode, db
-
-    def query_authorization_code(self, code, client):
-        if not isinstance(code, str) or len(code) > 512:
-            return None
-        row = db.session.scalars(
-            update(AuthorizationCode)
-            .where(
-                AuthorizationCode.code_hash == digest(code),
-                AuthorizationCode.used_at.is_(None),
-                AuthorizationCode.client_id == client.client_id,
-                AuthorizationCode.expires_at >= _now(),
-            )
-            .values(used_at=_now())
-            .returning(AuthorizationCode),
-            execution_options={"synchronize_session": False},
-        ).one_or_none()
-        return row if row is not None else original(self, code, client)  # replay handling as today
-
-    return query_authorization_code
-
-
-def _authenticate_joined(self, authorization_code):
-    """Sketch: the grant and its account in one SELECT."""
-    from sqlalchemy import select
-
-    from idp.oauth import TokenUser
-    from idp.storage import Account, Grant, db
-
-    found = db.session.execute(
-        select(Grant, Account)
-        .join(Account, Account.id == Grant.account_id)
-        .where(
-            Grant.id == authorization_code.grant_id, Grant.revoked_at.is_(None), Account.status == "active"
-        )
-    ).one_or_none()
-    if found is None:
-        return None
-    return TokenUser(account=found[1], grant=found[0], nonce=authorization_code.nonce)
-
-
-def experiments(app, exchange, n: int, rounds: int = 3) -> None:
-    """Time the exchange (no profiler) with the session, pool and claim changed in this process only."""
-    variants = (
-        ("as configured", {}),
-        ("expire_on_commit=False", {"expire_on_commit": False}),
-        ("expire_on_commit=False, no pool_pre_ping", {"expire_on_commit": False, "pre_ping": False}),
-        ("expire_on_commit=False, one transaction*", {"expire_on_commit": False, "one_transaction": True}),
-    )
-    wall: dict[str, list[float]] = defaultdict(list)
-    cpu: dict[str, list[float]] = defaultdict(list)
-    trips: dict[str, float] = {}
-    for _ in range(rounds):  # interleaved: other load on the machine hits every variant alike
-        for label, options in variants:
-            with _variant(app, **options):
-                exchange()  # a first request with the new settings, untimed
-                start, start_cpu = time.perf_counter(), time.process_time()
-                for _ in range(n):
-                    exchange()
-                wall[label].append((time.perf_counter() - start) / n * 1000)
-                cpu[label].append((time.process_time() - start_cpu) / n * 1000)
-                if label not in trips:
-                    trips[label] = sum(count_statements(app, exchange, 10)[0].values())
-    print(
-        f"\n== what-if (in process, no profiler, median of {rounds} interleaved rounds of {n} exchanges;"
-        " wall includes PostgreSQL's work and its WAL flush at COMMIT, CPU is this process only)"
-    )
-    base = sorted(wall[variants[0][0]])[rounds // 2]
-    for label, _options in variants:
-        median = sorted(wall[label])[rounds // 2]
-        median_cpu = sorted(cpu[label])[rounds // 2]
-        print(
-            f"  {label:<44} wall {median:6.2f} ms ({(median - base) / base * 100:+4.0f} %),"
-            f" CPU {median_cpu:5.2f} ms per exchange, {trips[label]:g} database calls"
-        )
-    print(
-        "  * UPDATE ... RETURNING claims the code inside the transaction that stores the tokens (one COMMIT),"
-        " grant and account in one SELECT: a sketch in bench/profile_token.py, not the provider's code"
-    )
+def cpu_per_call(fn, n: int, rounds: int = 3) -> float:
+    """CPU time of this process per call (ms), median of ``rounds``; no profiler."""
+    samples = []
+    for _ in range(rounds):
+        start = time.process_time()
+        for _ in range(n):
+            fn()
+        samples.append((time.process_time() - start) / n * 1000)
+    return sorted(samples)[rounds // 2]
 
 
 def main(argv=None) -> int:
@@ -327,8 +229,8 @@ def main(argv=None) -> int:
         bench.create_database(benv)
         app = bench.provider_app(benv)
         counted = 100
-        what_if = 200
-        pending = iter(bench.prepare_provider(app, n + counted + 100 + 13 * what_if))
+        plain = 300  # requests per round of the timing without profiler
+        pending = iter(bench.prepare_provider(app, n + counted + 100 + 3 * plain))
         client = app.test_client()
         basic = base64.b64encode(f"portal:{benv.portal_secret}".encode()).decode()
         headers = {**bench.PROXY_HEADERS, "Authorization": f"Basic {basic}"}
@@ -425,7 +327,7 @@ def main(argv=None) -> int:
         print(f"\n== /userinfo: {w / 300 * 1000:.2f} ms per request under cProfile")
         print_library_split(s, 300)
 
-        experiments(app, exchange, what_if)
+        exchange_cpu = cpu_per_call(exchange, plain)
 
         import bare_app
 
@@ -441,6 +343,12 @@ def main(argv=None) -> int:
         s, w = profile(sign, n)
         print(f"\n== bare app (one RS256 signature): {w / n * 1000:.2f} ms per request under cProfile")
         print_library_split(s, n)
+        bare_cpu = cpu_per_call(sign, plain)
+        print(
+            f"\n== CPU of this process per request, no profiler (median of 3 rounds of {plain}):"
+            f" code exchange {exchange_cpu:.2f} ms, bare app {bare_cpu:.2f} ms"
+            f" ({exchange_cpu / bare_cpu:.1f} x); the test client's own work is in both"
+        )
         return 0
     finally:
         bench.drop_database(benv)
