@@ -626,13 +626,14 @@ def run_phases(
     # The two figures of the ratio alternate in rounds, so a change in the
     # machine's other load during the run weighs on both alike.
     parts: dict[str, list[Result]] = {"bare RS256 app": [], "token (code exchange)": []}
+    # The order flips every round (bare, token, token, bare, ...): a phase that runs
+    # second gains or loses from what the first left behind, and so does each alike.
+    pair = [("bare RS256 app", bare, bare_pid), ("token (code exchange)", exchange, idp_pid)]
     for i in range(args.rounds):
         warmup = args.warmup if i == 0 else min(args.warmup, 0.5)
         seconds = args.seconds / args.rounds
-        parts["bare RS256 app"].append(phase("bare RS256 app", bare, bare_pid, seconds, warmup))
-        parts["token (code exchange)"].append(
-            phase("token (code exchange)", exchange, idp_pid, seconds, warmup)
-        )
+        for name, call, pid in pair if i % 2 == 0 else reversed(pair):
+            parts[name].append(phase(name, call, pid, seconds, warmup))
     results += [merge(name, rounds) for name, rounds in parts.items()]
     if not access_tokens:
         raise RuntimeError("no access token came out of the code exchange phase")
@@ -682,7 +683,7 @@ def report(results: list[Result], args, notes: list[str], check: str, codes: int
         " environment=production, PostgreSQL, Redis; bare: bare_app:create_app())",
         f"load: {args.concurrency} client threads (requests.Session each), {args.warmup:g} s warm-up +"
         f" {args.seconds:g} s timed per endpoint (bare app and code exchange alternating in {args.rounds}"
-        f" rounds); {codes} authorization codes made beforehand",
+        f" rounds, order flipped each round); {codes} authorization codes made beforehand",
         f"NOTE: client, both gunicorns and PostgreSQL share the same {os.cpu_count()} cores;"
         " the Python client itself uses a good part of them (client CPU column), so absolute"
         " figures are lower than on a dedicated server and the ratio is the meaningful number.",
