@@ -33,7 +33,7 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
 )
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 log = logging.getLogger(__name__)
@@ -279,28 +279,37 @@ def first_row_autocommit(statement, params: dict) -> tuple | None:
             row = conn.execute(statement, params).first()
         return None if row is None else tuple(row)
     cache = engine.__dict__.setdefault("_idp_compiled", {})
-    sql = cache.get(id(statement))  # module-level statements: they live as long as the process
+    sql = cache.get(statement)
     if sql is None:
-        sql = cache[id(statement)] = str(statement.compile(dialect=engine.dialect))
+        sql = cache[statement] = str(statement.compile(dialect=engine.dialect))
     pooled = engine.raw_connection()  # the pool's events (the idle-connection ping) apply
+    conn = pooled.driver_connection
     try:
-        conn = pooled.driver_connection
         conn.autocommit = True
         try:
             return conn.execute(sql, params).fetchone()
         finally:
-            if not conn.closed:
-                conn.autocommit = False
-    except engine.dialect.loaded_dbapi.OperationalError as exc:
-        # What SQLAlchemy does for its own statements: a broken connection does not go
-        # back to the pool, and when the server went away the pool's idle ones go too.
-        gone = engine.dialect.is_disconnect(exc, pooled.driver_connection, None)
-        pooled.invalidate(exc)
-        if gone:
-            engine.pool.dispose()
+            _leave_autocommit(pooled, conn)
+    except engine.dialect.loaded_dbapi.Error as exc:
+        if pooled.is_valid and engine.dialect.is_disconnect(exc, conn, None):
+            # What SQLAlchemy does for its own statements when the server went away:
+            # this connection is discarded, and every connection of the pool made
+            # before now is replaced at its next checkout, also those in use elsewhere.
+            engine.pool._invalidate(pooled, exc)
         raise
     finally:
         pooled.close()
+
+
+def _leave_autocommit(pooled, conn) -> None:
+    """Back to transactions before the connection returns to the pool, or it is discarded."""
+    if conn.closed or conn.broken:
+        return  # a lost connection: the caller invalidates the pool
+    try:
+        conn.autocommit = False
+    except Exception:  # noqa: BLE001 - e.g. interrupted mid-statement: never reuse it
+        if pooled.is_valid:
+            pooled.invalidate()
 
 
 POOL_PING_AFTER_IDLE = 10.0  # seconds a pooled connection may sit unused before it is tested
@@ -313,9 +322,10 @@ def ping_after_idle(engine) -> None:
     moment ago by a busy worker is alive. One that sat unused for
     :data:`POOL_PING_AFTER_IDLE` seconds (a quiet night, a database restart, a
     firewall dropping idle connections) is pinged first and, when dead,
-    replaced before the request uses it. A database that goes away while
-    connections are busy makes the requests using them fail once; SQLAlchemy
-    then discards the whole pool.
+    replaced before the request uses it, together with every connection of
+    the pool made before it. A database that goes away while connections are
+    busy makes a request on such a connection fail; the first failure marks
+    every connection of the pool made before it for replacement.
     """
 
     @event.listens_for(engine, "connect")
@@ -334,7 +344,8 @@ def ping_after_idle(engine) -> None:
         try:
             engine.dialect.do_ping(dbapi_conn)
         except engine.dialect.loaded_dbapi.Error as exc:
-            raise DisconnectionError(f"idle connection found dead: {exc}") from exc
+            # This one is replaced, and so is every other made before now (as pool_pre_ping does).
+            raise InvalidatePoolError(f"idle connection found dead: {exc}") from exc
 
 
 def init_app(app: Flask) -> None:

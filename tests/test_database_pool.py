@@ -2,8 +2,8 @@
 
 A pooled connection that sat unused for ``POOL_PING_AFTER_IDLE`` seconds is
 pinged at checkout and replaced when dead; one returned a moment ago is used as
-it is. When the server drops connections that were busy a moment ago, one
-request fails, the pool is emptied, and the next request works.
+it is. When the server drops connections that were busy a moment ago, a
+request fails, and every connection of the pool made before is replaced.
 
 PostgreSQL only: SQLite has no server connection to lose. Runs when
 ``IDP_TEST_DATABASE_URL`` is set (CI sets it); under ``CI=true`` its absence fails.
@@ -94,11 +94,31 @@ def test_connection_that_sat_idle_is_pinged_and_replaced_when_the_server_dropped
     assert userinfo(client, resp.get_json()["access_token"]).status_code == 200  # the ORM's statements
 
 
-def test_connections_dropped_while_busy_fail_one_request_then_the_pool_is_fresh(pg_app, postgres_url):
+def test_connections_dropped_while_busy_fail_once_and_none_of_them_is_reused(pg_app, postgres_url):
+    """Three connections were alive a moment ago: two in the pool, one in use elsewhere
+    (another thread of a gthread worker). After the server drops them all, one request
+    fails; the others, including the one in use, are replaced, not reused."""
+    from idp.storage import db
+
+    client = pg_app.test_client()
+    code, verifier, _ = code_for(client)
+    with pg_app.app_context():
+        engine = db.engine
+    first, second, elsewhere = engine.raw_connection(), engine.raw_connection(), engine.raw_connection()
+    first.close()
+    second.close()  # two in the pool, used a moment ago: no ping at checkout
+    assert _drop_server_connections(postgres_url) >= 3
+    failed = exchange(client, code, verifier)
+    assert failed.status_code == 500 and failed.get_json()["error"] == "server_error"
+    elsewhere.close()  # the one in use comes back after the failure
+    for _ in range(3):  # every connection the pool hands out now is a new one
+        code, verifier, _ = code_for(client)
+        assert exchange(client, code, verifier).status_code == 200
+
+
+def test_request_that_failed_on_a_dropped_connection_claimed_nothing(pg_app, postgres_url):
     client = pg_app.test_client()
     code, verifier, _ = code_for(client)
     assert _drop_server_connections(postgres_url) >= 1
-    failed = exchange(client, code, verifier)
-    assert failed.status_code == 500 and failed.get_json()["error"] == "server_error"
-    # The failed request claimed nothing: the same code is still good.
-    assert exchange(client, code, verifier).status_code == 200
+    assert exchange(client, code, verifier).status_code == 500
+    assert exchange(client, code, verifier).status_code == 200  # the same code is still good

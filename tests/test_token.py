@@ -424,6 +424,15 @@ def _revoke_grants(app, _client):
         db.session.commit()
 
 
+def _undo_spoils(app):
+    from idp.storage import Account, Grant, db
+
+    with app.app_context():
+        db.session.execute(update(Account).values(status="active"))
+        db.session.execute(update(Grant).values(revoked_at=None, revoked_reason=None))
+        db.session.commit()
+
+
 @pytest.mark.parametrize(
     "spoil, verifier_ok, redirect_uri",
     [
@@ -444,7 +453,8 @@ def test_refused_redemption_uses_the_code_up_and_leaves_no_refresh_token(
     assert resp.status_code == 400 and resp.json["error"] == "invalid_grant"
     assert "refresh_token" not in resp.json
     assert _refresh_rows(app) == 0
-    assert exchange(client, code, verifier).status_code == 400  # used up
+    _undo_spoils(app)
+    assert exchange(client, code, verifier).status_code == 400  # used up, however good the retry
 
 
 def test_redemption_stores_exactly_the_refresh_token_it_hands_out(app, client, user):
