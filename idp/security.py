@@ -90,27 +90,30 @@ def init_app(app: Flask) -> None:
         "connect-src 'self' http://127.0.0.1:* http://localhost:*; font-src 'self'; "
         "form-action {form_action}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
     )
-    # JSON, JWKS, images: nothing to run, load or frame.
+    # Not a page (JSON, the JWKS, static files): nothing to run, load or frame.
     data_csp = "default-src 'none'; frame-ancestors 'none'"
-    fixed = [
+    api = [  # JSON from the protocol endpoints: the OWASP REST set
         ("X-Content-Type-Options", "nosniff"),
-        ("Referrer-Policy", "no-referrer"),
         ("X-Frame-Options", "DENY"),
-        ("Cross-Origin-Opener-Policy", "same-origin"),
     ]
     if production:
-        fixed.append(("Strict-Transport-Security", "max-age=63072000; includeSubDomains"))
+        api.append(("Strict-Transport-Security", "max-age=63072000; includeSubDomains"))
+    # Documents also get these: they make requests (Referer) and open windows.
+    document = [*api, ("Referrer-Policy", "no-referrer"), ("Cross-Origin-Opener-Policy", "same-origin")]
 
     @app.after_request
     def _headers(response):
         h = response.headers
-        if response.mimetype == "text/html":
+        present = {name.lower() for name, _value in h.items()}
+        mimetype = response.mimetype
+        if mimetype == "text/html":
             form_action = " ".join(filter(None, ["'self'", redirects, g.get("form_action")]))
-            h.setdefault("Content-Security-Policy", page_csp.format(form_action=form_action))
+            added = [("Content-Security-Policy", page_csp.format(form_action=form_action)), *document]
         else:
-            h.setdefault("Content-Security-Policy", data_csp)
-        for name, value in fixed:
-            h.setdefault(name, value)
+            added = [("Content-Security-Policy", data_csp), *(api if mimetype.endswith("json") else document)]
         if request.endpoint not in CACHEABLE_ENDPOINTS:
-            h.setdefault("Cache-Control", "no-store")
+            added.append(("Cache-Control", "no-store"))
+        for name, value in added:
+            if name.lower() not in present:
+                h.add(name, value)
         return response

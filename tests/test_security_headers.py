@@ -42,11 +42,28 @@ def test_pages_have_a_strict_content_security_policy(client, path):
 
 
 @pytest.mark.parametrize("path", PAGES + ["/.well-known/openid-configuration", "/jwks.json", "/userinfo"])
-def test_every_response_has_nosniff_no_referrer_and_no_framing(client, path):
+def test_every_response_has_nosniff_and_no_framing(client, path):
     resp = client.get(path)
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
-    assert resp.headers["Referrer-Policy"] == "no-referrer"
     assert resp.headers["X-Frame-Options"] == "DENY"
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_pages_send_no_referrer_and_keep_their_window_to_themselves(client, path):
+    resp = client.get(path)
+    assert resp.headers["Referrer-Policy"] == "no-referrer"
+    assert resp.headers["Cross-Origin-Opener-Policy"] == "same-origin"
+
+
+def test_a_token_response_carries_the_owasp_api_headers_and_nothing_meant_for_documents(client):
+    """RFC 6749 section 5.1 (no-store, no-cache) and the OWASP REST set."""
+    resp = client.post("/token", data={"grant_type": "authorization_code", "code": "x"})
+    assert resp.status_code in (400, 401) and resp.mimetype == "application/json"
+    assert resp.headers["Cache-Control"] == "no-store" and resp.headers["Pragma"] == "no-cache"
+    assert resp.headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert resp.headers["X-Frame-Options"] == "DENY"
+    assert "Referrer-Policy" not in resp.headers and "Cross-Origin-Opener-Policy" not in resp.headers
 
 
 @pytest.mark.parametrize("path", ["/.well-known/openid-configuration", "/jwks.json", "/userinfo"])
