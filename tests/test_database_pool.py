@@ -114,6 +114,9 @@ def test_connections_dropped_while_busy_fail_once_and_none_of_them_is_reused(pg_
     for _ in range(3):  # every connection the pool hands out now is a new one
         code, verifier, _ = code_for(client)
         assert exchange(client, code, verifier).status_code == 200
+    with pg_app.app_context():
+        db.session.remove()
+    assert engine.pool.checkedout() == 0  # none leaked, none counted twice
 
 
 def test_request_that_failed_on_a_dropped_connection_claimed_nothing(pg_app, postgres_url):
