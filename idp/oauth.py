@@ -35,11 +35,11 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Flask, current_app
 from flask import request as flask_request
 from joserfc.errors import JoseError
-from sqlalchemy import delete, insert, update
+from sqlalchemy import delete, update
 
 from . import claims as claims_mod
 from .storage import Account, AuthorizationCode, Grant, RefreshToken, SsoSession, db, digest
-from .token_store import ClaimedCode, claim_code, read_grant
+from .token_store import ClaimedCode, claim_code, read_grant, store_refresh_token
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +123,6 @@ def access_token_subject(claims: dict) -> tuple[Any, Any] | None:
     return found
 
 
-_INSERT_REFRESH = insert(RefreshToken.__table__)
-
-
 class Tokens:
     """Issues the access token (RFC 9068 JWT), the refresh token and the ID token."""
 
@@ -188,15 +185,8 @@ class Tokens:
         if "refresh_token" not in token or token["refresh_token"] == user.stored_refresh_token:
             return
         now = _now()
-        db.session.connection().execute(
-            _INSERT_REFRESH,
-            {
-                "token_hash": digest(token["refresh_token"]),
-                "grant_id": user.grant.id,
-                "created_at": now,
-                "expires_at": now + self.settings.refresh_token_ttl,
-            },
-        )
+        expires = now + self.settings.refresh_token_ttl
+        store_refresh_token(db.session.connection(), user.grant.id, token["refresh_token"], now, expires)
         db.session.commit()
 
     def id_token(self, client, user: TokenUser, scope: str, access_token: str | None) -> str:

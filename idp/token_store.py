@@ -52,9 +52,6 @@ class ClaimedCode:
     def get_scope(self) -> str:
         return self.grant.scope
 
-    def get_auth_time(self) -> int:
-        return self.grant.auth_time
-
 
 _codes, _grants, _accounts = AuthorizationCode.__table__, Grant.__table__, Account.__table__
 _refresh = RefreshToken.__table__
@@ -152,6 +149,19 @@ def _claim_in_steps(params: dict, store_refresh: bool) -> tuple | None:
             conn.execute(_STORE_REFRESH, params)
         rest = conn.execute(_READ_GRANT, params).first()
     return (*code[1:], *rest)
+
+
+def store_refresh_token(conn, grant_id: str, refresh_token: str, now: int, expires: int) -> None:
+    """Store a refresh token of this grant (as its digest) on ``conn``; the caller commits."""
+    conn.execute(
+        _STORE_REFRESH,
+        {
+            "claimed_grant": grant_id,
+            "refresh_hash": digest(refresh_token),
+            "claim_at": now,
+            "refresh_expires": expires,
+        },
+    )
 
 
 def read_grant(grant_id: str) -> tuple[Any, Any] | None:
