@@ -210,6 +210,22 @@ def s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
 
 
+def portal_authorization(benv: Environment) -> str:
+    """The ``Authorization`` header of the ``portal`` client (``client_secret_basic``)."""
+    basic = base64.b64encode(f"portal:{benv.portal_secret}".encode()).decode()
+    return f"Basic {basic}"
+
+
+def exchange_form(item: PendingCode) -> dict[str, str]:
+    """The form of the token request that redeems one prepared code."""
+    return {
+        "grant_type": "authorization_code",
+        "code": item.code,
+        "redirect_uri": REDIRECT_URI,
+        "code_verifier": item.verifier,
+    }
+
+
 def provider_app(benv: Environment):
     """The provider as gunicorn will build it, in this process (for set-up and profiling)."""
     for name in ("IDP_BENCH_SECRET_KEY", "IDP_BENCH_KEYS_PASSPHRASE", "IDP_BENCH_PORTAL_SECRET"):
@@ -603,24 +619,11 @@ def run_phases(
     # before the timed phases, and a response is checked by its status and the
     # names of the three tokens; only the first responses are parsed in full
     # (their access tokens feed the userinfo phase, one of them the ID token check).
-    basic = base64.b64encode(f"portal:{benv.portal_secret}".encode()).decode()
-    token_headers = {"Authorization": f"Basic {basic}", "Content-Type": "application/x-www-form-urlencoded"}
-    bodies = iter(
-        [
-            (
-                urllib.parse.urlencode(
-                    {
-                        "grant_type": "authorization_code",
-                        "code": item.code,
-                        "redirect_uri": REDIRECT_URI,
-                        "code_verifier": item.verifier,
-                    }
-                ),
-                item,
-            )
-            for item in pending
-        ]
-    )
+    token_headers = {
+        "Authorization": portal_authorization(benv),
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    bodies = iter([(urllib.parse.urlencode(exchange_form(item)), item) for item in pending])
     codes_lock = threading.Lock()
     access_tokens: list[str] = []
     sample: dict = {}

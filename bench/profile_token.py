@@ -25,7 +25,6 @@ database and the temporary folder are removed at the end, also on failure.
 from __future__ import annotations
 
 import argparse
-import base64
 import cProfile
 import pstats
 import shutil
@@ -232,22 +231,12 @@ def main(argv=None) -> int:
         plain = 300  # requests per round of the timing without profiler
         pending = iter(bench.prepare_provider(app, n + counted + 100 + 3 * plain))
         client = app.test_client()
-        basic = base64.b64encode(f"portal:{benv.portal_secret}".encode()).decode()
-        headers = {**bench.PROXY_HEADERS, "Authorization": f"Basic {basic}"}
+        headers = {**bench.PROXY_HEADERS, "Authorization": bench.portal_authorization(benv)}
         tokens: list[str] = []
 
         def exchange():
             item = next(pending)
-            r = client.post(
-                "/token",
-                headers=headers,
-                data={
-                    "grant_type": "authorization_code",
-                    "code": item.code,
-                    "redirect_uri": bench.REDIRECT_URI,
-                    "code_verifier": item.verifier,
-                },
-            )
+            r = client.post("/token", headers=headers, data=bench.exchange_form(item))
             assert r.status_code == 200, r.get_data(as_text=True)
             tokens.append(r.get_json()["access_token"])
 
