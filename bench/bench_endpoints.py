@@ -241,8 +241,8 @@ def prepare_provider(app, count: int) -> list[PendingCode]:
     """Migrate, make the signing key, one account and SSO session, and ``count`` unused codes."""
     from sqlalchemy import insert
 
-    from idp.oauth import digest
-    from idp.storage import Account, AuthorizationCode, Grant, SsoSession, db, upgrade
+    from idp.core.storage import Account, AuthorizationCode, Grant, SsoSession, db, upgrade
+    from idp.oidc.server import digest
 
     upgrade(app)
     settings = app.extensions["idp.settings"]

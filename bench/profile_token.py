@@ -60,7 +60,7 @@ STEPS = (
     ("idp/clients.py", "check_client_secret"),
     ("idp/oauth.py", "query_authorization_code"),
     ("idp/token_store.py", "claim_code"),
-    ("idp/storage.py", "first_row_autocommit"),
+    ("idp/core/storage.py", "first_row_autocommit"),
     ("idp/oauth.py", "authenticate_user"),
     ("idp/oauth.py", "generate"),
     ("idp/oauth.py", "access_token"),

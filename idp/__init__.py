@@ -22,34 +22,18 @@ def create_app(
 
     ``overrides`` replaces top-level tables of the file (tests use it).
     """
-    from . import (
-        account,
-        activation,
-        audit,
-        authorize,
-        customers,
-        demo,
-        discovery,
-        eid_login,
-        errors,
-        i18n,
-        itsme_login,
-        keys,
-        kv,
-        login,
-        logout,
-        oauth,
-        recovery,
-        registration,
-        security,
-        services,
-        sessions,
-        storage,
-        token,
-        userinfo,
-    )
-    from .clients import ClientRegistry
-    from .settings import load_settings
+    from idp import demo
+    from idp.accounts import customers
+    from idp.core import audit, errors, i18n, kv, security, sessions, storage
+    from idp.core.settings import load_settings
+    from idp.login import eid as eid_login
+    from idp.login import itsme as itsme_login
+    from idp.login import password as login
+    from idp.oidc import authorize, discovery, keys, logout, token, userinfo
+    from idp.oidc import server as oauth
+    from idp.oidc.clients import ClientRegistry
+    from idp.selfservice import account, activation, recovery, registration
+    from idp.services import backends as services
 
     path = config_path or os.environ.get("IDP_CONFIG") or None
     settings = load_settings(path, overrides=overrides, instance_dir=instance_dir)
@@ -117,7 +101,7 @@ def create_app(
     ):
         module.init_app(app)
     security.exempt_protocol_endpoints(app)
-    from . import cli
+    from idp import cli
 
     cli.init_app(app)
 

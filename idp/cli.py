@@ -19,7 +19,7 @@ from connectors.base import ConfigErrors
 
 
 def _create_app():
-    from . import create_app
+    from idp import create_app
 
     ctx = click.get_current_context(silent=True)
     path = None
@@ -66,7 +66,7 @@ def config_group():
 @click.pass_context
 def config_check(ctx):
     """Validate the configuration without starting anything."""
-    from .settings import load_settings
+    from idp.core.settings import load_settings
 
     path = ctx.find_root().params.get("config")
     try:
@@ -88,7 +88,7 @@ def db_group():
 @with_appcontext
 def db_upgrade():
     """Apply the migrations (Alembic) up to the newest schema; make the first signing key if none."""
-    from .storage import upgrade
+    from idp.core.storage import upgrade
 
     app = current_app._get_current_object()
     upgrade(app)
@@ -112,7 +112,7 @@ def keys_group():
 def keys_rotate(connector, immediate):
     """Add a new key, sign with it, keep the old public key until its tokens expired."""
     if connector == "itsme":
-        from .connectors import rotate_itsme_keys
+        from idp.connectors_admin import rotate_itsme_keys
 
         app = current_app._get_current_object()
         click.echo(json.dumps(rotate_itsme_keys(app, immediate=immediate)))
@@ -127,7 +127,7 @@ def keys_rotate(connector, immediate):
 @with_appcontext
 def keys_list():
     """The keys, which one signs, and when the retired ones leave the JWKS."""
-    from .storage import SigningKey, db
+    from idp.core.storage import SigningKey, db
 
     for row in db.session.scalars(select(SigningKey).order_by(SigningKey.created_at)):
         state = (
@@ -153,7 +153,7 @@ def users_group():
 @with_appcontext
 def users_create(username, email, phone, given_name, family_name, password_stdin):
     """Add a local account (contacts given here count as verified by the operator)."""
-    from .accounts import AccountError, create_local_account
+    from idp.accounts.users import AccountError, create_local_account
 
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
     try:
@@ -176,7 +176,7 @@ def users_create(username, email, phone, given_name, family_name, password_stdin
 @with_appcontext
 def users_show(username):
     """An account's profile and state (no secrets)."""
-    from .accounts import find_by_username
+    from idp.accounts.users import find_by_username
 
     account = find_by_username(username)
     if account is None:
@@ -202,8 +202,8 @@ def users_show(username):
 
 
 def _locked_for(account) -> dict:
-    from . import lockout, otp
-    from .accounts import normalize_username
+    from idp.accounts.users import normalize_username
+    from idp.login import lockout, otp
 
     now = otp.now()
     return {
@@ -217,7 +217,7 @@ def _locked_for(account) -> dict:
 @with_appcontext
 def users_disable(username):
     """Disable an account and end its sessions."""
-    from .accounts import disable_account, find_by_username
+    from idp.accounts.users import disable_account, find_by_username
 
     account = find_by_username(username)
     if account is None:
@@ -228,7 +228,7 @@ def users_disable(username):
 
 
 def _user_or_exit(username):
-    from .accounts import find_by_username
+    from idp.accounts.users import find_by_username
 
     account = find_by_username(username)
     if account is None:
@@ -243,8 +243,8 @@ def _user_or_exit(username):
 @with_appcontext
 def users_set_phone(username, number):
     """Set the mobile number (checked by support): verified; the old number and the e-mail are told."""
-    from . import actions, otp
-    from .phones import PhoneError, mask_phone
+    from idp.core.phones import PhoneError, mask_phone
+    from idp.login import actions, otp
 
     account = _user_or_exit(username)
     try:
@@ -264,7 +264,7 @@ def users_set_phone(username, number):
 @with_appcontext
 def users_set_email(username, email, verified):
     """Change the e-mail address: a confirmation link to it (or --verified); the old address is told."""
-    from . import actions
+    from idp.login import actions
 
     account = _user_or_exit(username)
     with _request_context():
@@ -288,8 +288,9 @@ def users_set_email(username, email, verified):
 @with_appcontext
 def users_unlock(username):
     """Clear the password and code lockouts of an account."""
-    from . import audit, lockout
-    from .accounts import normalize_username
+    from idp.accounts.users import normalize_username
+    from idp.core import audit
+    from idp.login import lockout
 
     account = _user_or_exit(username)
     keys = [f"password:{normalize_username(account.username)}"[:200], f"otp:account:{account.id}"]
@@ -310,7 +311,7 @@ def _request_context():
 @with_appcontext
 def audit_list(limit, event):
     """The newest security events."""
-    from .storage import AuditEvent, db
+    from idp.core.storage import AuditEvent, db
 
     q = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
     if event:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 from flask import Flask
 
-from . import audit
+from idp.core import audit
 
 
 def rotate_itsme_keys(app: Flask, *, immediate: bool = False) -> dict:

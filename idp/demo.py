@@ -18,7 +18,7 @@ import secrets
 import requests
 from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, session, url_for
 
-from .settings import LOGIN_METHODS, SCOPES, ClientSettings, Settings, _dev_secret
+from idp.core.settings import LOGIN_METHODS, SCOPES, ClientSettings, Settings, _dev_secret
 
 bp = Blueprint("demo", __name__, url_prefix="/demo")
 CLIENT_ID = "demo"

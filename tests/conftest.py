@@ -210,7 +210,7 @@ def make_app(database_url, tmp_path):
     yield factory
     for app in apps:
         with app.app_context():
-            from idp.storage import db
+            from idp.core.storage import db
 
             db.session.remove()
             db.engine.dispose()
@@ -279,7 +279,7 @@ def ready(app, sub: str) -> None:
 
 def make_user_in(app, username="alice", password=PASSWORD, **kwargs) -> str:
     """A local account with verified e-mail and mobile that has nothing left to do; its sub."""
-    from idp.accounts import create_local_account
+    from idp.accounts.users import create_local_account
 
     kwargs.setdefault("email", f"{username}@example.com")
     kwargs.setdefault("phone", "+32470123456")

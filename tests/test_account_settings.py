@@ -34,7 +34,7 @@ def submit(client, path, **data):
 
 
 def account(app):
-    from idp.storage import Account, db
+    from idp.core.storage import Account, db
 
     with app.app_context():
         return (
@@ -44,14 +44,14 @@ def account(app):
 
 
 def events(app) -> list[str]:
-    from idp.storage import AuditEvent, db
+    from idp.core.storage import AuditEvent, db
 
     with app.app_context():
         return [e.event for e in db.session.query(AuditEvent).order_by(AuditEvent.id)]
 
 
 def age_login(app, seconds=3600):
-    from idp.storage import SsoSession, db
+    from idp.core.storage import SsoSession, db
 
     with app.app_context():
         for row in db.session.query(SsoSession):
@@ -108,7 +108,7 @@ def test_password_change_ends_other_sessions_and_tells_the_user(app, logged_in):
     assert other.get("/account/").status_code == 302  # logged out there
     assert any("password" in m["subject"].lower() for m in emails_to(app, "alice@example.com"))
     assert "password_changed" in events(app)
-    from idp.storage import Account, db
+    from idp.core.storage import Account, db
 
     with app.app_context():
         acc = db.session.query(Account).one()
@@ -121,7 +121,7 @@ def test_username_change_is_unique_without_regard_to_case(app, logged_in, make_u
     assert submit(logged_in, "/account/username", username="has space").status_code == 400
     resp = submit(logged_in, "/account/username", username="Alice.M")
     assert resp.status_code == 303
-    from idp.accounts import find_by_username
+    from idp.accounts.users import find_by_username
 
     with app.app_context():
         assert find_by_username("alice.m").username == "Alice.M"
@@ -188,7 +188,7 @@ def test_end_my_other_sessions(app, logged_in):
 def test_forms_need_the_csrf_token(app, logged_in):
     resp = logged_in.post("/account/username", data={"username": "mallory"})
     assert resp.status_code == 400
-    from idp.accounts import find_by_username
+    from idp.accounts.users import find_by_username
 
     with app.app_context():
         assert find_by_username("mallory") is None
@@ -233,7 +233,7 @@ def test_cli_set_email_sends_a_link_or_sets_it_verified(app, alice):
 
 
 def test_cli_unlock_clears_the_lockouts(app, client, alice):
-    from idp import otp
+    from idp.login import otp
 
     with app.test_request_context():
         for _ in range(5):

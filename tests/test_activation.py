@@ -10,8 +10,8 @@ import stat
 import pytest
 from sqlalchemy import select
 
-from idp.activation import ActivationCode, issue_codes
-from idp.storage import Account, AuditEvent, SsoSession, db
+from idp.core.storage import Account, AuditEvent, SsoSession, db
+from idp.selfservice.activation import ActivationCode, issue_codes
 from tests.conftest import authorize_params
 from tests.support.account_flows import (
     CARD_2,

@@ -319,7 +319,6 @@ def test_id_token_hint_of_another_user_is_not_silently_honoured(client, make_use
 
 def test_expired_id_token_hint_is_still_accepted(client, user):
     """OpenID Connect Core 3.1.2.1: the hint is used even when it has expired."""
-    from idp.storage import SigningKey, db  # noqa: F401 - the key ring signs any claims we give it
 
     app = client.application
     inject_sso(app, client, user)

@@ -83,7 +83,7 @@ def bcl_app(make_app, make_user, tmp_path, receiver):
 
 
 def login_both(app, sub=None):
-    from idp.storage import Account, db
+    from idp.core.storage import Account, db
 
     client = app.test_client()
     with app.app_context():
@@ -134,7 +134,7 @@ def test_logout_token_is_not_usable_as_an_id_token_hint_or_access_token(bcl_app,
 
 def test_only_rps_that_took_part_in_the_session_are_told(bcl_app, receiver):
     client = bcl_app.test_client()
-    from idp.storage import Account, db
+    from idp.core.storage import Account, db
 
     with bcl_app.app_context():
         sub = db.session.query(Account).filter_by(username="alice").one().sub
@@ -160,7 +160,7 @@ def test_rp_initiated_logout_with_redirect_also_notifies_the_others(bcl_app, rec
 
 
 def test_a_failing_rp_does_not_stop_the_logout(make_app, make_user, tmp_path):
-    from idp.storage import AuditEvent, db
+    from idp.core.storage import AuditEvent, db
 
     failing = Receiver(status=500)
     try:

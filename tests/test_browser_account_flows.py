@@ -83,9 +83,9 @@ def test_customer_recovers_username_and_password_in_a_real_browser(live_server, 
     with server.app.app_context():
         from sqlalchemy import select
 
-        from idp.accounts import create_local_account
-        from idp.actions import terms_version
-        from idp.storage import Customer, db
+        from idp.accounts.users import create_local_account
+        from idp.core.storage import Customer, db
+        from idp.login.actions import terms_version
 
         account = create_local_account(
             "jeanne.d", password="an old forgotten password", email="jeanne@example.org", phone=MOBILE

@@ -126,10 +126,10 @@ def bridge(server, token, tmp_path):
 @pytest.fixture
 def person(server, card) -> str:
     """An account holding the card's national register number, with nothing pending; its sub."""
-    from idp.accounts import create_local_account
-    from idp.actions import terms_version
-    from idp.hashing import national_number_hash
-    from idp.storage import db
+    from idp.accounts.users import create_local_account
+    from idp.core.hashing import national_number_hash
+    from idp.core.storage import db
+    from idp.login.actions import terms_version
 
     with server.app.app_context():
         account = create_local_account(

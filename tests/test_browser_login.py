@@ -13,7 +13,7 @@ pytestmark = pytest.mark.browser
 def test_demo_relying_party_logs_in_with_password_in_a_real_browser(live_server, page):
     server = live_server()
     with server.app.app_context():
-        from idp.accounts import create_local_account
+        from idp.accounts.users import create_local_account
 
         sub = create_local_account(
             "alice",

@@ -40,7 +40,7 @@ def rp():
 def server(live_server, rp):
     server = live_server({"clients": rp_clients(rp)})
     with server.app.app_context():
-        from idp.accounts import create_local_account
+        from idp.accounts.users import create_local_account
 
         sub = create_local_account(
             "alice", password=PASSWORD, email="alice@example.com", phone=MOBILE, given_name="Alice"

@@ -7,9 +7,9 @@ import datetime as dt
 import pytest
 from sqlalchemy import select, text
 
-from idp.customers import CustomerContract, CustomerImportError, import_customers, match_customer
-from idp.hashing import card_number_hash, national_number_hash
-from idp.storage import AuditEvent, Customer, db
+from idp.accounts.customers import CustomerContract, CustomerImportError, import_customers, match_customer
+from idp.core.hashing import card_number_hash, national_number_hash
+from idp.core.storage import AuditEvent, Customer, db
 from tests.support.account_flows import CARD, CARD_2, CARD_3, HEADER, customer_line, national_number
 
 

@@ -28,7 +28,7 @@ def pg_app(postgres_url, tmp_path):
             pytest.fail(f"CI=true but {reason}", pytrace=False)
         pytest.skip(reason)
     from idp import create_app
-    from idp.storage import db
+    from idp.core.storage import db
 
     _truncate_postgres(postgres_url)
     app = create_app(
@@ -58,7 +58,7 @@ def _drop_server_connections(url: str) -> int:
 
 @pytest.fixture
 def pings(pg_app, monkeypatch):
-    from idp.storage import db
+    from idp.core.storage import db
 
     calls = []
     with pg_app.app_context():
@@ -86,7 +86,9 @@ def test_connection_that_sat_idle_is_pinged_and_replaced_when_the_server_dropped
 ):
     client = pg_app.test_client()
     code, verifier, _ = code_for(client)
-    monkeypatch.setattr("idp.storage.POOL_PING_AFTER_IDLE", 0.0)  # every pooled connection counts as idle
+    monkeypatch.setattr(
+        "idp.core.storage.POOL_PING_AFTER_IDLE", 0.0
+    )  # every pooled connection counts as idle
     assert _drop_server_connections(postgres_url) >= 1
     resp = exchange(client, code, verifier)  # the code exchange's own statement
     assert resp.status_code == 200, resp.get_json()
@@ -98,7 +100,7 @@ def test_connections_dropped_while_busy_fail_once_and_none_of_them_is_reused(pg_
     """Three connections were alive a moment ago: two in the pool, one in use elsewhere
     (another thread of a gthread worker). After the server drops them all, one request
     fails; the others, including the one in use, are replaced, not reused."""
-    from idp.storage import db
+    from idp.core.storage import db
 
     client = pg_app.test_client()
     code, verifier, _ = code_for(client)

@@ -18,8 +18,8 @@ from sqlalchemy import select
 
 from connectors.base import ConfigErrors
 from connectors.eid import ERROR_CODES
-from idp.eid_login import page_messages, provider_origin, server_messages
-from idp.kv import MemoryStore
+from idp.core.kv import MemoryStore
+from idp.login.eid import page_messages, provider_origin, server_messages
 from tests.conftest import (
     PORTAL_SECRET,
     LiveServer,
@@ -91,10 +91,10 @@ def eid_app(make_app, eid_config):
 
 def link_account(app, card) -> str:
     """A local account with verified contacts that holds the card's national number; its sub."""
-    from idp.accounts import create_local_account
-    from idp.actions import terms_version
-    from idp.hashing import national_number_hash
-    from idp.storage import db
+    from idp.accounts.users import create_local_account
+    from idp.core.hashing import national_number_hash
+    from idp.core.storage import db
+    from idp.login.actions import terms_version
 
     with app.app_context():
         account = create_local_account(
@@ -156,7 +156,7 @@ def id_token_claims(token: str) -> dict:
 
 
 def audit_reasons(app) -> list[str]:
-    from idp.storage import AuditEvent, db
+    from idp.core.storage import AuditEvent, db
 
     with app.app_context():
         rows = db.session.scalars(
@@ -305,7 +305,7 @@ def test_eid_login_gives_the_rp_an_id_token_with_level_high(eid_app, linked, car
 
 
 def test_new_person_registers_and_goes_through_the_required_actions(eid_app, card):
-    from idp.storage import Account, FederatedIdentity, db
+    from idp.core.storage import Account, FederatedIdentity, db
 
     browser = Browser(eid_app.test_client())
     tx = browser.ready()
@@ -344,8 +344,8 @@ def test_second_login_reuses_the_ocsp_answer_from_the_shared_store(eid_app, card
 
 
 def test_customer_record_with_the_national_number_gets_its_account(make_app, eid_config, card):
-    from idp.hashing import national_number_hash
-    from idp.storage import Account, Customer, db
+    from idp.core.hashing import national_number_hash
+    from idp.core.storage import Account, Customer, db
 
     app = make_app(eid_config(register=False))
     with app.app_context():
@@ -376,7 +376,7 @@ def test_unknown_person_without_registration_has_no_account(make_app, eid_config
 
 
 def test_disabled_account_is_refused(eid_app, linked, card):
-    from idp.storage import Account, db
+    from idp.core.storage import Account, db
 
     with eid_app.app_context():
         db.session.scalar(select(Account).where(Account.sub == linked)).status = "disabled"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from idp.settings import load_settings
+from idp.core.settings import load_settings
 from tests.support.eid_pki import EidPki
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"
@@ -52,12 +52,12 @@ def test_every_settings_key_read_by_the_provider_appears_in_the_example():
     """A key a module reads (t.str("name"...)) must be shown in the example configuration."""
     example = (CONFIG / "idp.example.toml").read_text() + (CONFIG / "clients.example.toml").read_text()
     sources = [
-        "idp/settings.py",
-        "idp/sms.py",
-        "idp/mail.py",
-        "idp/passwords.py",
-        "idp/otp.py",
-        "idp/registration.py",
+        "idp/core/settings.py",
+        "idp/services/sms.py",
+        "idp/services/mail.py",
+        "idp/accounts/passwords.py",
+        "idp/login/otp.py",
+        "idp/selfservice/registration.py",
         "connectors/itsme/settings.py",
         "connectors/eid/settings.py",
     ]

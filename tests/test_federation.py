@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import func, select
 
 from connectors.base import Identity
-from idp import federation
-from idp.federation import FederationError, resolve_identity
-from idp.hashing import card_number_hash, national_number_hash
-from idp.storage import Account, AuditEvent, Customer, FederatedIdentity, db
+from idp.accounts import federation
+from idp.accounts.federation import FederationError, resolve_identity
+from idp.core.hashing import card_number_hash, national_number_hash
+from idp.core.storage import Account, AuditEvent, Customer, FederatedIdentity, db
 
 ITSME = "https://idp.prd.itsme.services/v2"
 EID = "urn:be:fedict:eid"

@@ -7,8 +7,8 @@ import time
 import pytest
 from sqlalchemy import select
 
-from idp.recovery import PasswordReset
-from idp.storage import Account, AuditEvent, SsoSession, db
+from idp.core.storage import Account, AuditEvent, SsoSession, db
+from idp.selfservice.recovery import PasswordReset
 from tests.conftest import PASSWORD, authorize_params
 from tests.support.account_flows import (
     FAST,

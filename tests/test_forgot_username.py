@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from idp.storage import Account, AuditEvent, db
+from idp.core.storage import Account, AuditEvent, db
 from tests.support.account_flows import (
     BIRTHDATE,
     CARD,

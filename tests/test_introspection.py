@@ -66,15 +66,15 @@ def test_revoked_token_is_only_inactive(client, sso):
 
 
 def test_expired_token_is_only_inactive(app, client, sso, monkeypatch):
-    import idp.oauth
-    from idp.storage import RefreshToken, db
+    import idp.oidc.server
+    from idp.core.storage import RefreshToken, db
 
     tokens = portal_tokens(client)
     with app.app_context():
         db.session.execute(update(RefreshToken).values(expires_at=int(time.time()) - 1))
         db.session.commit()
     later = int(time.time()) + app.extensions["idp.settings"].access_token_ttl + 1
-    monkeypatch.setattr(idp.oauth, "_now", lambda: later)  # the access token's exp is in the JWT
+    monkeypatch.setattr(idp.oidc.server, "_now", lambda: later)  # the access token's exp is in the JWT
     assert introspect(client, tokens["access_token"]).json == INACTIVE
     assert introspect(client, tokens["refresh_token"]).json == INACTIVE
 

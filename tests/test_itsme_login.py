@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 
 from connectors.itsme import RPKeys
 from idp.cli import main as idp_cli
-from idp.hashing import national_number_hash
-from idp.storage import Account, AuditEvent, Customer, SsoSession, db
+from idp.core.hashing import national_number_hash
+from idp.core.storage import Account, AuditEvent, Customer, SsoSession, db
 from tests.conftest import PASSWORD, authorize_params, csrf_from, exchange, free_port, query_of
 from tests.fakes.itsme_provider import (
     ACR_ADVANCED,
@@ -102,8 +102,8 @@ def add_known_person(app, national_number: str = NN) -> str:
 
     Its itsme login goes straight back to the relying party (no required actions).
     """
-    from idp.accounts import create_local_account
-    from idp.actions import terms_version
+    from idp.accounts.users import create_local_account
+    from idp.login.actions import terms_version
 
     with app.app_context():
         account = create_local_account(
@@ -278,7 +278,7 @@ def test_second_itsme_login_of_the_same_person_uses_the_same_account(app, client
 
 def test_new_person_registers_through_itsme_confirms_the_email_then_reaches_the_rp(app, client, tmp_path):
     """itsme vouches for the phone number but never for the e-mail address: that one is confirmed by link."""
-    from idp.outbox import Outbox
+    from idp.services.outbox import Outbox
 
     settings = app.extensions["idp.settings"]
     params, verifier, tx_path, resp = itsme_login(client, acr_values=settings.acr_for("high"))
@@ -323,7 +323,7 @@ def test_new_person_registers_through_itsme_confirms_the_email_then_reaches_the_
 
 
 def test_password_customer_and_later_itsme_login_end_in_one_account(app, client, make_user):
-    from idp.actions import terms_version
+    from idp.login.actions import terms_version
 
     sub = make_user("marie")
     with app.app_context():
@@ -450,7 +450,7 @@ def test_callback_in_another_browser_is_refused_and_does_not_spoil_the_real_one(
 
 
 def test_same_state_arriving_twice_at_once_is_used_only_once(app, client):
-    from idp.itsme_login import _used_state_key
+    from idp.login.itsme import _used_state_key
 
     _params, _verifier, tx_path = to_login_page(client)
     location = at_itsme(to_itsme(client, tx_path))
@@ -463,7 +463,7 @@ def test_same_state_arriving_twice_at_once_is_used_only_once(app, client):
 def test_expired_login_transaction_is_not_completed(app, client, monkeypatch):
     _params, _verifier, tx_path = to_login_page(client)
     location = at_itsme(to_itsme(client, tx_path))
-    monkeypatch.setattr("idp.itsme_login.load_tx", lambda tx_id: (None, False))
+    monkeypatch.setattr("idp.login.itsme.load_tx", lambda tx_id: (None, False))
     resp = back_from_itsme(client, location)
     assert resp.status_code == 400
     assert sso_sessions(app) == 0

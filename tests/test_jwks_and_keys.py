@@ -59,7 +59,7 @@ def test_other_signing_algorithms_are_selectable(make_app, make_user, alg):
 
 
 def test_private_keys_are_encrypted_at_rest(app):
-    from idp.storage import SigningKey, db
+    from idp.core.storage import SigningKey, db
 
     with app.app_context():
         rows = db.session.query(SigningKey).all()
@@ -78,7 +78,7 @@ def test_private_keys_are_encrypted_at_rest(app):
 
 
 def test_keys_rotate_signs_with_new_key_and_keeps_old_public_key_until_its_tokens_expire(app, client, user):
-    from idp.storage import SigningKey, db
+    from idp.core.storage import SigningKey, db
 
     before = portal_tokens(client)
     old_kid = unverified(before["id_token"])[0]["kid"]
@@ -214,7 +214,7 @@ def test_db_upgrade_makes_the_first_signing_key_of_a_fresh_database(app):
     from sqlalchemy import delete, func, select
 
     from idp.cli import main as idp_cli
-    from idp.storage import SigningKey, db
+    from idp.core.storage import SigningKey, db
 
     with app.app_context():
         db.session.execute(delete(SigningKey))

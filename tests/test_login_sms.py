@@ -159,8 +159,8 @@ def test_wrong_codes_lock_the_account_across_new_logins(app, make_app, alice, cl
 
 
 def test_lockout_delays_grow(app, alice, clock):
-    from idp import otp
-    from idp.storage import Account, db
+    from idp.core.storage import Account, db
+    from idp.login import otp
 
     with app.test_request_context():
         account = db.session.query(Account).one()
@@ -215,7 +215,7 @@ def test_parallel_wrong_passwords_never_get_more_tries_than_allowed(app, alice, 
     # 10 tries allowed (password_max_failures); the try that reaches the limit answers 429 as well
     assert results.count(400) <= 9
     assert results.count(400) + results.count(429) == 50
-    from idp.storage import AuditEvent, db
+    from idp.core.storage import AuditEvent, db
 
     with app.app_context():
         checked = db.session.query(AuditEvent).filter_by(event="login", outcome="failure").all()
@@ -241,14 +241,14 @@ def test_password_alone_never_binds_a_first_mobile_number(app, client, make_user
     with app.app_context():
         from sqlalchemy import select
 
-        from idp.storage import AuditEvent, db
+        from idp.core.storage import AuditEvent, db
 
         reasons = [e.detail.get("reason") for e in db.session.scalars(select(AuditEvent)) if e.detail]
     assert "no_second_factor" in reasons
 
 
 def sso_sessions(app) -> int:
-    from idp.storage import SsoSession, db
+    from idp.core.storage import SsoSession, db
 
     with app.app_context():
         return db.session.query(SsoSession).count()

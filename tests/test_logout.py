@@ -198,7 +198,7 @@ def test_after_logout_the_next_authorization_needs_a_login(client, alice):
 
 
 def test_ended_sso_session_is_marked_ended(client, alice):
-    from idp.storage import SsoSession, db
+    from idp.core.storage import SsoSession, db
 
     sid = unverified(alice["id_token"])[1]["sid"]
     client.get("/logout")

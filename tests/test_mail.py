@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from connectors.base import ConfigTable
-from idp.mail import (
+from idp.services.mail import (
     EmailMessage,
     MailDeliveryError,
     MailSettings,
@@ -28,7 +28,7 @@ from idp.mail import (
     SmtpSettings,
     make_mailer,
 )
-from idp.outbox import Outbox
+from idp.services.outbox import Outbox
 
 SENDER = "noreply@portal.example.be"
 MESSAGE = EmailMessage(
@@ -228,7 +228,7 @@ def test_starttls_with_auth_delivers(certificate):
 
 def test_log_names_only_the_recipient_domain(smtp_server, caplog):
     controller, _ = smtp_server
-    caplog.set_level(logging.DEBUG, logger="idp.mail")
+    caplog.set_level(logging.DEBUG, logger="idp.services.mail")
     smtp_mailer(controller.port).send(MESSAGE)
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "mail to @example.org via smtp: sent" in logged

@@ -10,7 +10,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from idp.storage import Account, db
+from idp.core.storage import Account, db
 from tests.conftest import free_port
 from tests.support.account_flows import (
     BIRTHDATE,

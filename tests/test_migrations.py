@@ -4,7 +4,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from idp.storage import Base, alembic_config, db
+from idp.core.storage import Base, alembic_config, db
 
 
 def test_the_migrations_have_one_head():

@@ -22,7 +22,7 @@ from tests.support.sms_login import (
 def users(app, make_user):
     ready(app, make_user("alice"))
     ready(app, make_user("carol", phone="+32470000002"))
-    from idp.accounts import disable_account, find_by_username
+    from idp.accounts.users import disable_account, find_by_username
 
     with app.test_request_context():
         disable_account(find_by_username("carol"))

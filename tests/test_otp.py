@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from idp.sms import SmsDeliveryError
+from idp.services.sms import SmsDeliveryError
 from tests.support.clock import Clock, app_clock, clock_fixture  # noqa: F401 (the "clock" fixture)
 from tests.support.sms_login import (
     last_code,
@@ -21,21 +21,21 @@ REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
 def send(app, binding="tx1", phone=NUMBER, account_id=None, purpose="login", ip="198.51.100.7"):
-    from idp import otp
+    from idp.login import otp
 
     with app.test_request_context(environ_base={"REMOTE_ADDR": ip}):
         otp.send_code(purpose=purpose, binding=binding, phone=phone, account_id=account_id, lang="en")
 
 
 def check(app, code, binding="tx1", account_id=None, purpose="login"):
-    from idp import otp
+    from idp.login import otp
 
     with app.test_request_context():
         otp.check_code(purpose=purpose, binding=binding, code=code, account_id=account_id)
 
 
 def error_of(fn, *args, **kwargs):
-    from idp.otp import OtpError
+    from idp.login.otp import OtpError
 
     with pytest.raises(OtpError) as info:
         fn(*args, **kwargs)
@@ -207,7 +207,7 @@ def test_failures_lock_with_growing_delays_and_success_resets(app, clock):
     clock.t += 120
     send(app, binding="tx9", account_id=5)
     check(app, last_code(app), binding="tx9", account_id=5)
-    from idp import lockout
+    from idp.login import lockout
 
     with app.app_context():
         assert lockout.status("otp:account:5", int(clock.t)) == (0, 0)
@@ -234,7 +234,7 @@ def test_without_an_account_the_counter_is_per_binding(app, clock):
 
 
 def parallel_wrong_guesses(app, n=50, account_id=11):
-    from idp import otp
+    from idp.login import otp
 
     send(app, account_id=account_id)
     code = last_code(app)
@@ -251,7 +251,7 @@ def parallel_wrong_guesses(app, n=50, account_id=11):
             except otp.OtpError as exc:
                 result = exc.code
             finally:
-                from idp.storage import db
+                from idp.core.storage import db
 
                 db.session.remove()
         with lock:
@@ -266,7 +266,7 @@ def parallel_wrong_guesses(app, n=50, account_id=11):
 
 
 def compared_codes(app) -> int:
-    from idp.storage import AuditEvent, db
+    from idp.core.storage import AuditEvent, db
 
     with app.app_context():
         rows = db.session.query(AuditEvent).filter_by(event="code_check", outcome="failure").all()
@@ -283,7 +283,7 @@ def test_fifty_parallel_wrong_codes_never_get_more_than_max_failures_tries(app, 
 
 def test_config_errors_are_reported_together(tmp_path):
     from connectors.base import ConfigTable
-    from idp.otp import OtpSettings
+    from idp.login.otp import OtpSettings
 
     t = ConfigTable(
         {
@@ -368,7 +368,7 @@ def test_redis_fifty_parallel_wrong_codes(redis_apps):
 
 def test_redis_login_throttle_counts_across_workers(redis_apps):
     (a, b), _clock = redis_apps
-    from idp.login import throttled
+    from idp.login.password import throttled
 
     seen = []
     for i in range(40):

@@ -9,7 +9,7 @@ import bcrypt
 import pytest
 
 from connectors.base import ConfigTable
-from idp.passwords import Passwords, PasswordSettings, load_blocklist
+from idp.accounts.passwords import Passwords, PasswordSettings, load_blocklist
 
 # Cheap Argon2 for speed; the policy does not depend on the cost.
 FAST = PasswordSettings(time_cost=1, memory_cost=1024, parallelism=1)
@@ -213,7 +213,7 @@ def test_builtin_blocklist_holds_well_known_passwords(passwords, word):
 
 
 def test_builtin_blocklist_has_at_least_ten_thousand_entries():
-    from idp.passwords import BUILTIN_BLOCKLIST
+    from idp.accounts.passwords import BUILTIN_BLOCKLIST
 
     assert len(load_blocklist(BUILTIN_BLOCKLIST)) >= 10_000
 

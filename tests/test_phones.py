@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from idp.phones import PhoneError, mask_phone, normalize_phone
+from idp.core.phones import PhoneError, mask_phone, normalize_phone
 
 
 @pytest.mark.parametrize(

@@ -137,8 +137,8 @@ def test_refresh_cannot_widen_the_scope(client, user):
 
 
 def test_expired_refresh_token_is_invalid_grant(app, client, user):
-    from idp.oauth import digest
-    from idp.storage import RefreshToken, db
+    from idp.core.storage import RefreshToken, db
+    from idp.oidc.server import digest
 
     tokens = app_tokens(client)
     with app.app_context():
@@ -152,7 +152,7 @@ def test_expired_refresh_token_is_invalid_grant(app, client, user):
 
 
 def test_refresh_token_of_a_disabled_account_is_invalid_grant(app, client, user):
-    from idp.storage import Account, db
+    from idp.core.storage import Account, db
 
     tokens = portal_tokens(client)
     with app.app_context():
@@ -162,7 +162,7 @@ def test_refresh_token_of_a_disabled_account_is_invalid_grant(app, client, user)
 
 
 def test_refresh_tokens_are_stored_only_as_digests(app, client, user):
-    from idp.storage import RefreshToken, db
+    from idp.core.storage import RefreshToken, db
 
     tokens = app_tokens(client)
     with app.app_context():

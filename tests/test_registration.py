@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from idp.registration import PendingRegistration
-from idp.storage import Account, AuditEvent, db
+from idp.core.storage import Account, AuditEvent, db
+from idp.selfservice.registration import PendingRegistration
 from tests.conftest import authorize_params, exchange, query_of
 from tests.support.account_flows import (
     BIRTHDATE,

@@ -23,7 +23,7 @@ def begin(client):
 
 
 def sso_count(app) -> int:
-    from idp.storage import SsoSession, db
+    from idp.core.storage import SsoSession, db
 
     with app.app_context():
         return db.session.query(SsoSession).count()
@@ -42,7 +42,7 @@ def submit(client, path, **data):
 
 
 def account_of(app, sub):
-    from idp.storage import Account, db
+    from idp.core.storage import Account, db
 
     with app.app_context():
         return db.session.query(Account).filter_by(sub=sub).one()
@@ -144,7 +144,7 @@ def test_terms_must_be_accepted(app, client, make_user):
     assert submit(client, path).status_code == 400
     resp = follow(client, submit(client, path, accept="y"))
     assert "/authorize/continue/" in resp.location
-    from idp.actions import terms_version
+    from idp.login.actions import terms_version
 
     with app.app_context():
         assert account_of(app, sub).terms_version == terms_version()
@@ -155,8 +155,8 @@ def with_authenticator_app(app, sub) -> str:
     import pyotp
     from sqlalchemy import select
 
-    from idp import totp
-    from idp.storage import Account, db
+    from idp.core.storage import Account, db
+    from idp.login import totp
 
     secret = pyotp.random_base32()
     with app.test_request_context():
@@ -184,7 +184,7 @@ def test_several_actions_in_order(app, client, make_user):
     tx_path, _ = begin(client)
     resp = login_with_app(client, tx_path, secret)
     assert client.get(resp.location).location.endswith("/actions/password")
-    from idp import actions
+    from idp.login import actions
 
     with app.app_context():
         assert actions.required(account_of(app, sub)) == ["password", "email", "phone", "terms"]

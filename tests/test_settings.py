@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from connectors.base import ConfigErrors
 from idp.cli import main as idp_cli
-from idp.settings import load_settings
+from idp.core.settings import load_settings
 
 ENV = {"T_SECRET": "s" * 48, "T_KEYS": "keys passphrase for tests", "T_PORTAL": "p" * 40}
 

@@ -14,13 +14,8 @@ from pathlib import Path
 import pytest
 
 from connectors.base import ConfigTable
-from idp.outbox import Outbox
-from idp.sms import (
-    HttpSmsSettings,
-    SmsDeliveryError,
-    SmsSettings,
-    make_sms_gateway,
-)
+from idp.services.outbox import Outbox
+from idp.services.sms import HttpSmsSettings, SmsDeliveryError, SmsSettings, make_sms_gateway
 from tests.fakes.sms_gateway import FakeSmsGateway
 
 REPO = Path(__file__).resolve().parents[1]
@@ -225,7 +220,7 @@ def test_outbox_rejects_records_without_channel_or_recipient(tmp_path, record):
 
 APPENDER = """
 import sys
-from idp.outbox import Outbox
+from idp.services.outbox import Outbox
 outbox = Outbox(sys.argv[1])
 for i in range(int(sys.argv[3])):
     outbox.append({"channel": "sms", "to": sys.argv[2], "seq": i, "text": sys.argv[2] * 20000})
@@ -385,7 +380,7 @@ def test_settings_report_every_error_at_once():
 
 
 def test_console_backend_can_write_to_a_given_stream():
-    from idp.sms import ConsoleSmsGateway
+    from idp.services.sms import ConsoleSmsGateway
 
     stream = io.StringIO()
     ConsoleSmsGateway("IDP", stream=stream).send(NUMBER, TEXT)

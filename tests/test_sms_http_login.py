@@ -52,7 +52,7 @@ def sms_app(make_app, gateway, monkeypatch, itsme_config):  # noqa: F811 (the im
 
 
 def _user(app):
-    from idp.accounts import create_local_account
+    from idp.accounts.users import create_local_account
 
     with app.app_context():
         return create_local_account("alice", password=PASSWORD, email="alice@example.com", phone=NUMBER).sub
@@ -107,8 +107,8 @@ def test_server_errors_are_retried(sms_app, gateway):
 
 def test_refusal_is_not_retried_and_offers_the_alternatives(sms_app, gateway):
     app = sms_app()
-    from idp import totp
-    from idp.storage import Account, db
+    from idp.core.storage import Account, db
+    from idp.login import totp
 
     with app.app_context():
         account = db.session.query(Account).one()
@@ -126,7 +126,7 @@ def test_refused_code_is_audited_without_the_number(sms_app, gateway):
     app = sms_app()
     gateway.refuse_next(1, 400)
     code_page(app)
-    from idp.storage import AuditEvent, db
+    from idp.core.storage import AuditEvent, db
 
     with app.app_context():
         row = db.session.query(AuditEvent).filter_by(event="code_send_failed").one()

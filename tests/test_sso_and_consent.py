@@ -81,7 +81,7 @@ def test_both_clients_share_one_sid_and_auth_time(client, sso):
 def test_the_sso_session_records_each_client_that_took_part(client, sso):
     from sqlalchemy import select
 
-    from idp.storage import SessionClient, db
+    from idp.core.storage import SessionClient, db
     from tests.support.oidc import app_tokens
 
     sid = decode(client, portal_tokens(client)["id_token"])[1]["sid"]

@@ -352,8 +352,8 @@ def test_code_is_bound_to_its_pkce_verifier_for_public_clients(client, user):
 
 
 def test_expired_code_is_invalid_grant(app, client, user):
-    from idp.oauth import digest
-    from idp.storage import AuthorizationCode, db
+    from idp.core.storage import AuthorizationCode, db
+    from idp.oidc.server import digest
 
     code, verifier, _ = code_for(client)
     with app.app_context():
@@ -370,7 +370,7 @@ def test_expired_code_is_invalid_grant(app, client, user):
 
 
 def test_codes_are_stored_only_as_digests(app, client, user):
-    from idp.storage import AuthorizationCode, db
+    from idp.core.storage import AuthorizationCode, db
 
     code, _, _ = code_for(client)
     with app.app_context():
@@ -402,14 +402,14 @@ def test_code_redeemed_with_a_wrong_verifier_cannot_be_redeemed_afterwards(clien
 def _refresh_rows(app) -> int:
     from sqlalchemy import func, select
 
-    from idp.storage import RefreshToken, db
+    from idp.core.storage import RefreshToken, db
 
     with app.app_context():
         return db.session.scalar(select(func.count()).select_from(RefreshToken))
 
 
 def _disable_account(app, _client):
-    from idp.storage import Account, db
+    from idp.core.storage import Account, db
 
     with app.app_context():
         db.session.execute(update(Account).values(status="disabled"))
@@ -417,7 +417,7 @@ def _disable_account(app, _client):
 
 
 def _revoke_grants(app, _client):
-    from idp.storage import Grant, db
+    from idp.core.storage import Grant, db
 
     with app.app_context():
         db.session.execute(update(Grant).values(revoked_at=int(time.time()), revoked_reason="logout"))
@@ -425,7 +425,7 @@ def _revoke_grants(app, _client):
 
 
 def _undo_spoils(app):
-    from idp.storage import Account, Grant, db
+    from idp.core.storage import Account, Grant, db
 
     with app.app_context():
         db.session.execute(update(Account).values(status="active"))
@@ -458,8 +458,8 @@ def test_refused_redemption_uses_the_code_up_and_leaves_no_refresh_token(
 
 
 def test_redemption_stores_exactly_the_refresh_token_it_hands_out(app, client, user):
-    from idp.oauth import digest
-    from idp.storage import RefreshToken, db
+    from idp.core.storage import RefreshToken, db
+    from idp.oidc.server import digest
 
     body = portal_tokens(client)
     with app.app_context():

@@ -42,7 +42,7 @@ def enrol(client, app, clock) -> str:
 
 def test_enrolment_stores_the_secret_encrypted_and_never_shows_it_again(app, client, alice, clock):
     secret = enrol(client, app, clock)
-    from idp.storage import Account, db
+    from idp.core.storage import Account, db
 
     with app.app_context():
         stored = db.session.query(Account).one().totp_secret
@@ -58,7 +58,7 @@ def test_wrong_first_code_does_not_enrol(app, client, alice, clock):
     html = client.post("/account/app", data={"csrf_token": csrf(page), "start": "1"}).get_data(as_text=True)
     resp = client.post("/account/app", data={"csrf_token": csrf(html), "code": "000000"})
     assert resp.status_code == 400
-    from idp.storage import Account, db
+    from idp.core.storage import Account, db
 
     with app.app_context():
         assert db.session.query(Account).one().totp_secret is None
@@ -112,7 +112,7 @@ def test_app_codes_share_the_failure_counter_with_sms_codes(app, client, alice, 
 
 def test_account_without_phone_but_with_the_app_logs_in_with_the_app(app, client, alice, clock):
     secret = enrol(client, app, clock)
-    from idp.storage import Account, db
+    from idp.core.storage import Account, db
 
     with app.app_context():
         account = db.session.query(Account).one()
@@ -134,7 +134,7 @@ def test_removing_the_app(app, client, alice, clock):
     page = client.get("/account/app").get_data(as_text=True)
     resp = client.post("/account/app", data={"csrf_token": csrf(page), "remove": "1"})
     assert resp.status_code == 303
-    from idp.storage import Account, AuditEvent, db
+    from idp.core.storage import Account, AuditEvent, db
 
     with app.app_context():
         assert db.session.query(Account).one().totp_secret is None
@@ -144,7 +144,7 @@ def test_removing_the_app(app, client, alice, clock):
 
 def test_enrolment_needs_a_recent_full_login(app, client, alice, clock):
     login_at_provider(client, app)
-    from idp.storage import SsoSession, db
+    from idp.core.storage import SsoSession, db
 
     with app.app_context():
         row = db.session.query(SsoSession).one()

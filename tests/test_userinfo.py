@@ -98,7 +98,7 @@ def test_token_in_the_query_string_is_not_accepted(client, user):
 def test_expired_access_token_is_invalid_token(app, client, user):
     tokens = portal_tokens(client)
     later = time.time() + 601
-    import idp.userinfo as userinfo_module
+    import idp.oidc.userinfo as userinfo_module
 
     original = userinfo_module.time.time
     userinfo_module.time.time = lambda: later
@@ -110,7 +110,7 @@ def test_expired_access_token_is_invalid_token(app, client, user):
 
 
 def test_revoked_grant_stops_its_access_tokens(app, client, user):
-    from idp.storage import Grant, db
+    from idp.core.storage import Grant, db
 
     tokens = portal_tokens(client)
     with app.app_context():
@@ -120,7 +120,7 @@ def test_revoked_grant_stops_its_access_tokens(app, client, user):
 
 
 def test_disabled_account_gets_no_userinfo(app, client, user):
-    from idp.storage import Account, db
+    from idp.core.storage import Account, db
 
     tokens = portal_tokens(client)
     with app.app_context():
@@ -147,7 +147,7 @@ def test_refresh_token_is_refused_as_an_access_token(client, user):
 
 
 def test_logout_token_is_refused_as_an_access_token(app, client, user):
-    from idp.logout import logout_token
+    from idp.oidc.logout import logout_token
 
     tokens = portal_tokens(client)
     from tests.support.oidc import decode

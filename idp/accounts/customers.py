@@ -30,10 +30,10 @@ from flask.cli import AppGroup
 from sqlalchemy import ForeignKey, String, delete, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from . import audit
-from .hashing import card_number_hash, national_number_hash
-from .phones import PhoneError, normalize_phone
-from .storage import Customer, db
+from idp.core import audit
+from idp.core.hashing import card_number_hash, national_number_hash
+from idp.core.phones import PhoneError, normalize_phone
+from idp.core.storage import Customer, db
 
 COLUMNS = (
     "customer_number",

@@ -37,10 +37,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from connectors.base import Identity
-
-from . import audit
-from .hashing import card_number_hash, national_number_hash
-from .storage import Account, Customer, FederatedIdentity, db
+from idp.core import audit
+from idp.core.hashing import card_number_hash, national_number_hash
+from idp.core.storage import Account, Customer, FederatedIdentity, db
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +243,7 @@ def _email(value: Any) -> str | None:
 def _phone(value: Any) -> str | None:
     if not isinstance(value, str) or not value.strip():
         return None
-    from .phones import PhoneError, normalize_phone
+    from idp.core.phones import PhoneError, normalize_phone
 
     try:
         # Any country: itsme is also used with Dutch phones; the SMS policy decides where it sends.

@@ -13,7 +13,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from .storage import Account, SsoSession, db
+from idp.core.storage import Account, SsoSession, db
 
 
 class AccountError(Exception):
@@ -39,7 +39,7 @@ def create_local_account(
 ) -> Account:
     from email_validator import EmailNotValidError, validate_email
 
-    from .phones import PhoneError, normalize_phone
+    from idp.core.phones import PhoneError, normalize_phone
 
     username = (username or "").strip()
     if not (3 <= len(username) <= 64) or any(c.isspace() for c in username):
@@ -86,7 +86,7 @@ def create_local_account(
 
 
 def disable_account(account: Account) -> None:
-    from .logout import end_sso
+    from idp.oidc.logout import end_sso
 
     account.status = "disabled"
     db.session.commit()

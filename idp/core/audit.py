@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Flask, has_request_context, request
 
-from .storage import AuditEvent, db
+from idp.core.storage import AuditEvent, db
 
 log = logging.getLogger("idp.audit")
 

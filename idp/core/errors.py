@@ -47,7 +47,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         log.exception("unexpected error on %s %s", request.method, request.path)
-        from .storage import db
+        from idp.core.storage import db
 
         db.session.rollback()
         if wants_json():

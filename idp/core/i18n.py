@@ -60,7 +60,7 @@ def init_app(app: Flask) -> None:
         validate_csrf(request.form.get("csrf_token"))
         if code in app.extensions["idp.settings"].languages:
             session["lang"] = code
-        from .security import local_path
+        from idp.core.security import local_path
 
         return redirect(local_path(request.form.get("next")), 303)
 

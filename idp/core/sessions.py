@@ -19,7 +19,7 @@ from flask.sessions import SessionInterface, SessionMixin
 from sqlalchemy import select
 from werkzeug.datastructures import CallbackDict
 
-from .storage import Account, SessionClient, SsoSession, db
+from idp.core.storage import Account, SessionClient, SsoSession, db
 
 COOKIE_DEV = "idp_session"
 COOKIE_PROD = "__Host-idp_session"
@@ -161,7 +161,7 @@ def start_sso(account: Account, level: str, methods: list[str], amr: list[str]) 
                 prev.ended_at = now
             else:
                 # Another person on this browser: the previous one is logged out everywhere.
-                from .logout import end_sso
+                from idp.oidc.logout import end_sso
 
                 end_sso(prev, reason="other_user_logged_in")
     db.session.commit()

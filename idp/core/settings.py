@@ -478,9 +478,9 @@ def load_settings(
 
 def _read_services(root: ConfigTable, inst: Path, production: bool):
     """The tables owned by other modules, each read by its own settings class."""
-    from .mail import MailSettings
-    from .passwords import PasswordSettings
-    from .sms import SmsSettings
+    from idp.accounts.passwords import PasswordSettings
+    from idp.services.mail import MailSettings
+    from idp.services.sms import SmsSettings
 
     outbox = str(inst / "outbox.jsonl")
     if not production:
@@ -535,8 +535,8 @@ def _check_eid_origin(root: ConfigTable, issuer: str | None, connectors: dict) -
 # ``from_table(ConfigTable)`` classmethod (called even when the table is absent,
 # so defaults apply).
 SECTIONS = {
-    "otp": "idp.otp:OtpSettings",
-    "registration": "idp.registration:RegistrationSettings",
+    "otp": "idp.login.otp:OtpSettings",
+    "registration": "idp.selfservice.registration:RegistrationSettings",
 }
 
 

@@ -1,7 +1,7 @@
 """Storage: the SQLAlchemy model set (Flask-SQLAlchemy) and its migrations.
 
 SQLite is the embedded default, PostgreSQL the production database; Alembic
-migrations under ``idp/migrations`` are the only way the schema changes
+migrations under ``idp/core/migrations`` are the only way the schema changes
 (``idp db upgrade``; the embedded default migrates itself at start-up).
 
 Secrets are never stored in the clear: authorization codes, refresh tokens,

@@ -27,10 +27,13 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from . import audit, login, notify, otp
-from .phones import PhoneError, mask_phone
-from .sms import SmsDeliveryError
-from .storage import Account, db
+from idp.core import audit
+from idp.core.phones import PhoneError, mask_phone
+from idp.core.storage import Account, db
+from idp.login import otp
+from idp.login import password as login
+from idp.services import notify
+from idp.services.sms import SmsDeliveryError
 
 log = logging.getLogger(__name__)
 bp = Blueprint("actions", __name__, url_prefix="/login")

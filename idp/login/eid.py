@@ -44,11 +44,10 @@ from connectors.eid import (
     EidVerifier,
     new_challenge,
 )
-
-from . import audit
-from .errors import error_page
-from .federation import FederationError, resolve_identity
-from .login import complete_login, expired_page, load_tx, method_choices
+from idp.accounts.federation import FederationError, resolve_identity
+from idp.core import audit
+from idp.core.errors import error_page
+from idp.login.password import complete_login, expired_page, load_tx, method_choices
 
 log = logging.getLogger(__name__)
 
@@ -353,7 +352,7 @@ def _http(exc: HTTPException):
 @bp.errorhandler(Exception)
 def _unexpected(exc: Exception):
     log.exception("unexpected error on %s %s", request.method, request.path)
-    from .storage import db
+    from idp.core.storage import db
 
     db.session.rollback()
     if request.endpoint in _JSON_ENDPOINTS:

@@ -43,11 +43,10 @@ from flask_babel import gettext as _
 
 from connectors.base import ConfigError, ConfigErrors, ConnectorError, level_rank
 from connectors.itsme import ItsmeConnector, RPKeyError, RPKeys
-
-from . import audit
-from .federation import FederationError, resolve_identity
-from .login import METHOD_ENDPOINTS, complete_login, expired_page, load_tx, method_choices
-from .storage import db
+from idp.accounts.federation import FederationError, resolve_identity
+from idp.core import audit
+from idp.core.storage import db
+from idp.login.password import METHOD_ENDPOINTS, complete_login, expired_page, load_tx, method_choices
 
 log = logging.getLogger(__name__)
 bp = Blueprint("itsme", __name__)
@@ -236,7 +235,7 @@ def _phone_hint(tx: dict | None) -> str | None:
     hint = (tx or {}).get("login_hint")
     if not isinstance(hint, str) or not hint.strip():
         return None
-    from .phones import PhoneError, normalize_phone
+    from idp.core.phones import PhoneError, normalize_phone
 
     raw = hint.strip()
     raw = raw[4:] if raw.lower().startswith("tel:") else raw

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import BigInteger, Integer, String, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .storage import db
+from idp.core.storage import db
 
 
 class FailureCounter(db.Model):

@@ -32,9 +32,10 @@ from flask import current_app, has_request_context, request
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
-from . import audit, lockout
-from .phones import PhoneError, mask_phone, normalize_phone
-from .sms import SmsDeliveryError
+from idp.core import audit
+from idp.core.phones import PhoneError, mask_phone, normalize_phone
+from idp.login import lockout
+from idp.services.sms import SmsDeliveryError
 
 log = logging.getLogger(__name__)
 

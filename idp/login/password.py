@@ -36,14 +36,14 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from connectors.base import level_rank
-
-from . import actions, audit, lockout, otp, totp
-from .accounts import normalize_username
-from .authorize import get_transaction, login_completed
-from .i18n import localized
-from .phones import mask_phone
-from .sessions import start_sso
-from .storage import Account, db
+from idp.accounts.users import normalize_username
+from idp.core import audit
+from idp.core.i18n import localized
+from idp.core.phones import mask_phone
+from idp.core.sessions import start_sso
+from idp.core.storage import Account, db
+from idp.login import actions, lockout, otp, totp
+from idp.oidc.authorize import get_transaction, login_completed
 
 bp = Blueprint("login", __name__, url_prefix="/login")
 

@@ -22,8 +22,9 @@ import qrcode.image.svg
 from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app
 
-from . import audit, lockout, otp
-from .storage import Account
+from idp.core import audit
+from idp.core.storage import Account
+from idp.login import lockout, otp
 
 PREFIX = "f1:"
 STEP = 30

@@ -41,12 +41,11 @@ from flask import (
 from flask_babel import gettext as _
 
 from connectors.base import level_rank
-
-from . import audit
-from . import claims as claims_mod
-from .security import allow_form_action
-from .sessions import add_client, current_sso
-from .storage import Consent, db
+from idp.core import audit
+from idp.core.security import allow_form_action
+from idp.core.sessions import add_client, current_sso
+from idp.core.storage import Consent, db
+from idp.oidc import claims as claims_mod
 
 log = logging.getLogger(__name__)
 bp = Blueprint("authorize", __name__)
@@ -247,7 +246,7 @@ def process(params: dict[str, str], tx: dict | None):
     if required_level is None:
         return fail("invalid_request", "no login method of this client reaches the requested acr")
     if params.get("ui_locales"):
-        from .i18n import pick_from_ui_locales
+        from idp.core.i18n import pick_from_ui_locales
 
         g.ui_locale = pick_from_ui_locales(params["ui_locales"], settings.languages)
         if tx is not None:
@@ -276,7 +275,7 @@ def process(params: dict[str, str], tx: dict | None):
         return redirect(url_for("authorize.consent", tx_id=tx["id"]), 302)
 
     # 5. the code
-    from .oauth import AuthContext
+    from idp.oidc.server import AuthContext
 
     grant.request.user = AuthContext(
         account=account, session=sso_row, acr=settings.acr_for(sso_row.level), claims_request=claims_request

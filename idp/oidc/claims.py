@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any
 
-from .storage import Account
+from idp.core.storage import Account
 
 SCOPE_CLAIMS = {
     "profile": (

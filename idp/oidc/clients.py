@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import ClientMixin, scope_to_list
 
-from .settings import ClientSettings
+from idp.core.settings import ClientSettings
 
 _LOOPBACK = ("127.0.0.1", "::1")
 _MAC_KEY = secrets.token_bytes(32)  # per process: secrets are never hashed to disk

@@ -10,8 +10,8 @@ import json
 
 from flask import Blueprint, Flask, Response, current_app
 
-from .claims import CLAIMS_SUPPORTED
-from .settings import SCOPES
+from idp.core.settings import SCOPES
+from idp.oidc.claims import CLAIMS_SUPPORTED
 
 bp = Blueprint("discovery", __name__)
 

@@ -26,7 +26,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 from sqlalchemy import func, select
 
-from .storage import SigningKey, db
+from idp.core.storage import SigningKey, db
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ from flask import Blueprint, Flask, current_app, g, render_template, request, se
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from . import audit
-from .oauth import revoke_grant
-from .sessions import current_sso
-from .storage import Account, Grant, SessionClient, SsoSession, db
+from idp.core import audit
+from idp.core.sessions import current_sso
+from idp.core.storage import Account, Grant, SessionClient, SsoSession, db
+from idp.oidc.server import revoke_grant
 
 log = logging.getLogger(__name__)
 bp = Blueprint("logout", __name__)

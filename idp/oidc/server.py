@@ -37,9 +37,9 @@ from flask import request as flask_request
 from joserfc.errors import JoseError
 from sqlalchemy import delete, update
 
-from . import claims as claims_mod
-from .storage import Account, AuthorizationCode, Grant, RefreshToken, SsoSession, db, digest
-from .token_store import ClaimedCode, claim_code, read_grant, store_refresh_token
+from idp.core.storage import Account, AuthorizationCode, Grant, RefreshToken, SsoSession, db, digest
+from idp.oidc import claims as claims_mod
+from idp.oidc.token_store import ClaimedCode, claim_code, read_grant, store_refresh_token
 
 log = logging.getLogger(__name__)
 

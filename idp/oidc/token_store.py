@@ -26,8 +26,16 @@ from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 
-from .claims import ACCOUNT_CLAIM_COLUMNS
-from .storage import Account, AuthorizationCode, Grant, RefreshToken, db, digest, first_row_autocommit
+from idp.core.storage import (
+    Account,
+    AuthorizationCode,
+    Grant,
+    RefreshToken,
+    db,
+    digest,
+    first_row_autocommit,
+)
+from idp.oidc.claims import ACCOUNT_CLAIM_COLUMNS
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ import time
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 
-from .claims import userinfo_claims
-from .oauth import access_token_subject
+from idp.oidc.claims import userinfo_claims
+from idp.oidc.server import access_token_subject
 
 bp = Blueprint("userinfo", __name__)
 

@@ -23,12 +23,13 @@ from sqlalchemy.exc import IntegrityError
 from wtforms import BooleanField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from . import actions, audit, otp, totp
-from .accounts import find_by_username, normalize_username
-from .actions import CodeForm, EmailForm, PhoneForm
-from .phones import mask_phone
-from .sessions import current_sso
-from .storage import Account, Consent, SsoSession, db
+from idp.accounts.users import find_by_username, normalize_username
+from idp.core import audit
+from idp.core.phones import mask_phone
+from idp.core.sessions import current_sso
+from idp.core.storage import Account, Consent, SsoSession, db
+from idp.login import actions, otp, totp
+from idp.login.actions import CodeForm, EmailForm, PhoneForm
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -125,14 +126,14 @@ def end_session(sid: str):
     target = db.session.get(SsoSession, sid)
     if target is None or target.account_id != account.id:
         abort(404)
-    from .logout import end_sso
+    from idp.oidc.logout import end_sso
 
     end_sso(target, reason="ended_by_user")
     return redirect(url_for("account.home"), 303)
 
 
 def end_other_sessions(account: Account, current: SsoSession, reason: str) -> int:
-    from .logout import end_sso
+    from idp.oidc.logout import end_sso
 
     others = db.session.scalars(
         select(SsoSession).where(
@@ -167,8 +168,8 @@ def revoke_app(client_id: str):
     row = db.session.get(Consent, (account.id, client_id))
     if row is not None:
         db.session.delete(row)
-        from .oauth import revoke_grant
-        from .storage import Grant
+        from idp.core.storage import Grant
+        from idp.oidc.server import revoke_grant
 
         for grant in db.session.scalars(
             select(Grant).where(Grant.account_id == account.id, Grant.client_id == client_id)

@@ -42,17 +42,18 @@ from sqlalchemy.orm import Mapped, mapped_column
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
-from . import audit, challenge
-from .customers import (
+from idp.accounts.customers import (
     CsvFileError,
     customer_for_contract,
     exit_with_problems,
     normalize_contract,
     read_csv_file,
 )
-from .i18n import localized
-from .registration import CodeForm, registration_settings
-from .storage import Account, Customer, db
+from idp.core import audit
+from idp.core.i18n import localized
+from idp.core.storage import Account, Customer, db
+from idp.selfservice import challenge
+from idp.selfservice.registration import CodeForm, registration_settings
 
 log = logging.getLogger(__name__)
 bp = Blueprint("contract", __name__)
@@ -229,7 +230,7 @@ class IdentifierForm(FlaskForm):
 
 
 def _alternatives(tx_id: str) -> list[dict]:
-    from .login import METHOD_ENDPOINTS, method_choices
+    from idp.login.password import METHOD_ENDPOINTS, method_choices
 
     tx, _ok = _load_tx(tx_id)
     return [
@@ -240,13 +241,13 @@ def _alternatives(tx_id: str) -> list[dict]:
 
 
 def _load_tx(tx_id: str):
-    from .login import load_tx
+    from idp.login.password import load_tx
 
     return load_tx(tx_id)
 
 
 def _tx_id() -> str:
-    from .login import remembered_tx
+    from idp.login.password import remembered_tx
 
     return remembered_tx("activation_tx")
 
@@ -260,7 +261,7 @@ def _attempt_key(kind: str, value: str) -> str:
 def activate():
     letter = registration_settings().letter
     if request.method == "GET":
-        from .login import remember_tx
+        from idp.login.password import remember_tx
 
         remember_tx("activation_tx")
     if not letter.enabled:
@@ -342,8 +343,8 @@ def _check_letter(contract_raw: str, code: str) -> str | None:
 @bp.route("/activate/mobile", methods=["GET", "POST"])
 def activate_mobile():
     """Only when the record has no mobile number: the customer gives one, then confirms it."""
-    from .otp import normalize_number
-    from .phones import PhoneError
+    from idp.core.phones import PhoneError
+    from idp.login.otp import normalize_number
 
     state = session.get(ACTIVATION)
     if not isinstance(state, dict):
@@ -458,7 +459,7 @@ def _login_state_key(tx_id: str) -> str:
 
 def _method_gate(tx_id: str):
     """None when the contract login may be used here; the page to show otherwise."""
-    from .login import expired_page, method_choices
+    from idp.login.password import expired_page, method_choices
 
     tx, ok = _load_tx(tx_id)
     if not ok:
@@ -506,7 +507,7 @@ def start(tx_id: str):
 
 def _account_for(identifier: str) -> Account | None:
     """The account behind a contract number or a username, if it can receive the SMS code."""
-    from .accounts import find_by_username
+    from idp.accounts.users import find_by_username
 
     customer = customer_for_contract(identifier)
     account = None
@@ -521,7 +522,7 @@ def _account_for(identifier: str) -> Account | None:
 
 @bp.route("/login/<tx_id>/contract/code", methods=["GET", "POST"])
 def code(tx_id: str):
-    from .login import complete_login
+    from idp.login.password import complete_login
 
     gate = _method_gate(tx_id)
     if gate is not None:

@@ -28,7 +28,7 @@ from flask import current_app, request, session
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
-from .phones import mask_phone
+from idp.core.phones import mask_phone
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def now() -> int:
 def _limits() -> tuple[int, int, int]:
     """(resend interval, sends, wrong codes): the ``[otp]`` policy, so that a flow
     whose start matched nothing stops exactly where a real one would."""
-    from .otp import settings
+    from idp.login.otp import settings
 
     otp = settings()
     return otp.resend_after, otp.max_resends + 1, otp.max_failures
@@ -103,7 +103,7 @@ def resend(key: str) -> str | None:
 
 def verify(key: str, code: str) -> tuple[bool, str | None]:
     """Check ``code``; (True, None) once, or (False, message). Too many wrong codes end the step."""
-    from .otp import OtpError, check_code
+    from idp.login.otp import OtpError, check_code
 
     state = get(key)
     if state is None:
@@ -166,7 +166,7 @@ def masked(state: dict[str, Any]) -> str | None:
 
 def _deliver(state: dict[str, Any]) -> None:
     """Send the code when a number is known; failures are audited (by :mod:`idp.otp`), never shown."""
-    from .otp import OtpError, send_code
+    from idp.login.otp import OtpError, send_code
 
     if state["phone"] is None:
         return

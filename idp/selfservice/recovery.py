@@ -32,11 +32,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from . import audit, challenge
-from .accounts import find_by_username
-from .notify import external_url, send_email
-from .registration import CodeForm, IdentifyForm, check_password, registration_settings
-from .storage import Account, Grant, SsoSession, db
+from idp.accounts.users import find_by_username
+from idp.core import audit
+from idp.core.storage import Account, Grant, SsoSession, db
+from idp.selfservice import challenge
+from idp.selfservice.registration import CodeForm, IdentifyForm, check_password, registration_settings
+from idp.services.notify import external_url, send_email
 
 log = logging.getLogger(__name__)
 bp = Blueprint("recovery", __name__, url_prefix="/recover")
@@ -68,13 +69,13 @@ class NewPasswordForm(FlaskForm):
 
 
 def _remember_tx() -> None:
-    from .login import remember_tx
+    from idp.login.password import remember_tx
 
     remember_tx("recovery_tx")
 
 
 def _login_url(endpoint: str = "login.password") -> str:
-    from .login import remembered_tx
+    from idp.login.password import remembered_tx
 
     return url_for(endpoint, tx_id=remembered_tx("recovery_tx"))
 
@@ -204,8 +205,8 @@ def new_password():
 
 def _apply_reset(token_hash: str, account: Account, password: str) -> bool:
     """Use the token (once, atomically), set the password, end every session, tell the owner."""
-    from .logout import end_sso
-    from .oauth import revoke_grant
+    from idp.oidc.logout import end_sso
+    from idp.oidc.server import revoke_grant
 
     now = challenge.now()
     used = db.session.execute(
@@ -279,7 +280,7 @@ def forgot_username():
 
 
 def _identify(form: IdentifyForm) -> None:
-    from .customers import match_customer
+    from idp.accounts.customers import match_customer
 
     customer = match_customer(form.card_number.data, form.birthdate.data)
     account = None
@@ -336,7 +337,7 @@ def username_code():
 
 
 def _send_username(state: dict) -> None:
-    from .storage import Customer
+    from idp.core.storage import Customer
 
     account = db.session.get(Account, state["account_id"]) if state["account_id"] else None
     customer = (

@@ -41,13 +41,13 @@ from wtforms import BooleanField, DateField, EmailField, PasswordField, StringFi
 from wtforms.validators import DataRequired, Length
 
 from connectors.base import ConfigTable
-
-from . import audit, challenge
-from .accounts import normalize_username
-from .i18n import localized
-from .notify import external_url, send_email
-from .settings import read_messages
-from .storage import Account, db
+from idp.accounts.users import normalize_username
+from idp.core import audit
+from idp.core.i18n import localized
+from idp.core.settings import read_messages
+from idp.core.storage import Account, db
+from idp.selfservice import challenge
+from idp.services.notify import external_url, send_email
 
 log = logging.getLogger(__name__)
 bp = Blueprint("registration", __name__, url_prefix="/register")
@@ -290,13 +290,13 @@ def _restart(message: str | None = None):
 
 
 def _remember_tx() -> None:
-    from .login import remember_tx
+    from idp.login.password import remember_tx
 
     remember_tx("registration_tx")
 
 
 def _login_url() -> str:
-    from .login import remembered_tx
+    from idp.login.password import remembered_tx
 
     return url_for("login.choose", tx_id=remembered_tx("registration_tx"))
 
@@ -327,7 +327,7 @@ def start():
 
 
 def _identify_customer(form: IdentifyForm) -> None:
-    from .customers import match_customer
+    from idp.accounts.customers import match_customer
 
     customer = match_customer(form.card_number.data, form.birthdate.data)
     phone = customer.phone if customer is not None else None
@@ -351,8 +351,8 @@ def _identify_customer(form: IdentifyForm) -> None:
 
 
 def _identify_open(form: OpenIdentifyForm) -> str | None:
-    from .otp import normalize_number
-    from .phones import PhoneError
+    from idp.core.phones import PhoneError
+    from idp.login.otp import normalize_number
 
     try:
         phone = normalize_number(form.mobile.data)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from .mail import make_mailer
-from .passwords import Passwords
-from .sms import make_sms_gateway
+from idp.accounts.passwords import Passwords
+from idp.services.mail import make_mailer
+from idp.services.sms import make_sms_gateway
 
 
 def init_app(app: Flask) -> None:

@@ -13,7 +13,7 @@ import logging
 from flask import current_app, render_template
 from flask_babel import force_locale
 
-from .mail import EmailMessage, MailDeliveryError
+from idp.services.mail import EmailMessage, MailDeliveryError
 
 log = logging.getLogger(__name__)
 

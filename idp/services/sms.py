@@ -30,8 +30,8 @@ from urllib.parse import urlsplit
 import requests
 
 from connectors.base import ConfigTable
-from idp.outbox import Outbox, read_backend_tables
-from idp.phones import mask_phone
+from idp.core.phones import mask_phone
+from idp.services.outbox import Outbox, read_backend_tables
 
 log = logging.getLogger(__name__)
 

@@ -54,7 +54,7 @@ def customer_line(
 
 
 def load_customers(app, *lines: str) -> None:
-    from idp.customers import import_customers
+    from idp.accounts.customers import import_customers
 
     with app.app_context():
         import_customers("\n".join([HEADER, *lines]) + "\n")

@@ -200,8 +200,8 @@ def inject_sso(
     auth_time: int | None = None,
 ) -> str:
     """Give the test client's browser a live SSO session for ``sub``; returns the sid."""
-    from idp.sessions import COOKIE_DEV
-    from idp.storage import Account, SsoSession, db
+    from idp.core.sessions import COOKIE_DEV
+    from idp.core.storage import Account, SsoSession, db
 
     now = int(time.time())
     sid = secrets.token_urlsafe(24)
@@ -229,7 +229,7 @@ def inject_sso(
 
 def set_auth_time(app, sid: str, auth_time: int) -> None:
     """Move a login into the past (max_age tests): the clock is the database row's."""
-    from idp.storage import SsoSession, db
+    from idp.core.storage import SsoSession, db
 
     with app.app_context():
         row = db.session.get(SsoSession, sid)
@@ -238,7 +238,7 @@ def set_auth_time(app, sid: str, auth_time: int) -> None:
 
 
 def current_sid(app, client) -> str | None:
-    from idp.sessions import COOKIE_DEV
+    from idp.core.sessions import COOKIE_DEV
 
     cookie = client.get_cookie(COOKIE_DEV, domain="localhost")
     if cookie is None:

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from idp.outbox import Outbox
+from idp.services.outbox import Outbox
 
 CODE = re.compile(r"\b(\d{6})\b")
 
@@ -34,8 +34,8 @@ def ready(app, sub: str, **changes) -> None:
     """Mark the user as having accepted the current terms (so no required action waits)."""
     from sqlalchemy import select
 
-    from idp.actions import terms_version
-    from idp.storage import Account, db
+    from idp.core.storage import Account, db
+    from idp.login.actions import terms_version
 
     with app.test_request_context():
         account = db.session.scalar(select(Account).where(Account.sub == sub))

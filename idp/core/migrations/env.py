@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
-from idp.storage import Base
+from idp.core.storage import Base
 
 config = context.config
 target_metadata = Base.metadata
