@@ -11,15 +11,29 @@ import sys
 import time
 
 import click
-from flask import Flask, current_app
+from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import select
+from werkzeug.serving import run_simple
 
-from connectors.base import ConfigErrors
+from connectors.config import ConfigErrors
+from idp import create_app
+from idp.accounts.users import (
+    AccountError,
+    create_local_account,
+    disable_account,
+    find_by_username,
+    normalize_username,
+)
+from idp.config import load as load_settings
+from idp.connectors_admin import rotate_itsme_keys
+from idp.core import audit
+from idp.core.phones import PhoneError, mask_phone
+from idp.core.storage import AuditEvent, SigningKey, db, upgrade
+from idp.login import actions, lockout, otp
 
 
 def _create_app():
-    from idp import create_app
 
     ctx = click.get_current_context(silent=True)
     path = None
@@ -50,7 +64,6 @@ def serve(host: str, port: int):
     app = current_app._get_current_object()
     if app.extensions["idp.settings"].production:
         click.echo("warning: the built-in server is for development; run gunicorn wsgi:app", err=True)
-    from werkzeug.serving import run_simple
 
     # Not app.run(): Flask ignores it inside its own CLI commands.
     click.echo(f"serving {app.extensions['idp.settings'].issuer} on http://{host}:{port}/ (Ctrl+C to stop)")
@@ -66,7 +79,6 @@ def config_group():
 @click.pass_context
 def config_check(ctx):
     """Validate the configuration without starting anything."""
-    from idp.core.settings import load_settings
 
     path = ctx.find_root().params.get("config")
     try:
@@ -88,7 +100,6 @@ def db_group():
 @with_appcontext
 def db_upgrade():
     """Apply the migrations (Alembic) up to the newest schema; make the first signing key if none."""
-    from idp.core.storage import upgrade
 
     app = current_app._get_current_object()
     upgrade(app)
@@ -112,8 +123,6 @@ def keys_group():
 def keys_rotate(connector, immediate):
     """Add a new key, sign with it, keep the old public key until its tokens expired."""
     if connector == "itsme":
-        from idp.connectors_admin import rotate_itsme_keys
-
         app = current_app._get_current_object()
         click.echo(json.dumps(rotate_itsme_keys(app, immediate=immediate)))
         return
@@ -127,7 +136,6 @@ def keys_rotate(connector, immediate):
 @with_appcontext
 def keys_list():
     """The keys, which one signs, and when the retired ones leave the JWKS."""
-    from idp.core.storage import SigningKey, db
 
     for row in db.session.scalars(select(SigningKey).order_by(SigningKey.created_at)):
         state = (
@@ -153,7 +161,6 @@ def users_group():
 @with_appcontext
 def users_create(username, email, phone, given_name, family_name, password_stdin):
     """Add a local account (contacts given here count as verified by the operator)."""
-    from idp.accounts.users import AccountError, create_local_account
 
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
     try:
@@ -176,7 +183,6 @@ def users_create(username, email, phone, given_name, family_name, password_stdin
 @with_appcontext
 def users_show(username):
     """An account's profile and state (no secrets)."""
-    from idp.accounts.users import find_by_username
 
     account = find_by_username(username)
     if account is None:
@@ -202,8 +208,6 @@ def users_show(username):
 
 
 def _locked_for(account) -> dict:
-    from idp.accounts.users import normalize_username
-    from idp.login import lockout, otp
 
     now = otp.now()
     return {
@@ -217,7 +221,6 @@ def _locked_for(account) -> dict:
 @with_appcontext
 def users_disable(username):
     """Disable an account and end its sessions."""
-    from idp.accounts.users import disable_account, find_by_username
 
     account = find_by_username(username)
     if account is None:
@@ -228,7 +231,6 @@ def users_disable(username):
 
 
 def _user_or_exit(username):
-    from idp.accounts.users import find_by_username
 
     account = find_by_username(username)
     if account is None:
@@ -243,8 +245,6 @@ def _user_or_exit(username):
 @with_appcontext
 def users_set_phone(username, number):
     """Set the mobile number (checked by support): verified; the old number and the e-mail are told."""
-    from idp.core.phones import PhoneError, mask_phone
-    from idp.login import actions, otp
 
     account = _user_or_exit(username)
     try:
@@ -264,7 +264,6 @@ def users_set_phone(username, number):
 @with_appcontext
 def users_set_email(username, email, verified):
     """Change the e-mail address: a confirmation link to it (or --verified); the old address is told."""
-    from idp.login import actions
 
     account = _user_or_exit(username)
     with _request_context():
@@ -288,9 +287,6 @@ def users_set_email(username, email, verified):
 @with_appcontext
 def users_unlock(username):
     """Clear the password and code lockouts of an account."""
-    from idp.accounts.users import normalize_username
-    from idp.core import audit
-    from idp.login import lockout
 
     account = _user_or_exit(username)
     keys = [f"password:{normalize_username(account.username)}"[:200], f"otp:account:{account.id}"]
@@ -311,7 +307,6 @@ def _request_context():
 @with_appcontext
 def audit_list(limit, event):
     """The newest security events."""
-    from idp.core.storage import AuditEvent, db
 
     q = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
     if event:
@@ -322,7 +317,3 @@ def audit_list(limit, event):
             f"{when} {row.event} {row.outcome} account={row.account_id} client={row.client_id} "
             f"method={row.method} ip={row.ip} {json.dumps(row.detail) if row.detail else ''}"
         )
-
-
-def init_app(app: Flask) -> None:
-    pass

@@ -17,8 +17,10 @@ import secrets
 
 import requests
 from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, session, url_for
+from flask_wtf.csrf import validate_csrf
 
-from idp.core.settings import LOGIN_METHODS, SCOPES, ClientSettings, Settings, _dev_secret
+from idp.core.client_settings import LOGIN_METHODS, SCOPES, ClientSettings
+from idp.core.settings import Settings, _dev_secret
 
 bp = Blueprint("demo", __name__, url_prefix="/demo")
 CLIENT_ID = "demo"
@@ -64,7 +66,6 @@ def index():
 
 @bp.route("/login", methods=["POST"])
 def login():
-    from flask_wtf.csrf import validate_csrf
 
     validate_csrf(request.form.get("csrf_token"))
     settings = current_app.extensions["idp.settings"]
@@ -131,7 +132,6 @@ def callback():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
-    from flask_wtf.csrf import validate_csrf
 
     validate_csrf(request.form.get("csrf_token"))
     settings = current_app.extensions["idp.settings"]

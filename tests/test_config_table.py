@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.base import ConfigTable
+from connectors.config import ConfigTable
 
 
 def read_float(data: dict, **bounds):

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
-from connectors.base import ConfigErrors
+from connectors.config import ConfigErrors
 from connectors.eid import ERROR_CODES
 from idp.core.kv import MemoryStore
 from idp.login.eid import page_messages, provider_origin, server_messages

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import ConfigTable, ConnectorError
+from connectors.base import ConnectorError
+from connectors.config import ConfigTable
 from connectors.eid import EidSettings, EidVerifier, MemoryCache, OcspSettings, new_challenge
 from connectors.eid import token as eid_token
 from connectors.eid.identity_files import (

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from idp.core.settings import load_settings
+from idp.config import load as load_settings
 from tests.support.eid_pki import EidPki
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"

@@ -13,7 +13,8 @@ import pytest
 import requests
 from joserfc import jwt
 
-from connectors.base import ConfigTable, ConnectorError
+from connectors.base import ConnectorError
+from connectors.config import ConfigTable
 from connectors.itsme import (
     ACR_ADVANCED,
     ACR_BASIC,

@@ -577,7 +577,7 @@ def test_key_rotation_command_without_itsme_says_so(make_app):
 
 
 def test_wrong_keys_passphrase_is_a_configuration_error(make_app, itsme_config, monkeypatch):
-    from connectors.base import ConfigErrors
+    from connectors.config import ConfigErrors
 
     config = itsme_config()
     monkeypatch.setenv("ITSME_TEST_KEYS_PASSPHRASE", "not the passphrase")

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from connectors.base import ConfigTable
+from connectors.config import ConfigTable
 from idp.services.mail import (
     EmailMessage,
     MailDeliveryError,

@@ -282,7 +282,7 @@ def test_fifty_parallel_wrong_codes_never_get_more_than_max_failures_tries(app, 
 
 
 def test_config_errors_are_reported_together(tmp_path):
-    from connectors.base import ConfigTable
+    from connectors.config import ConfigTable
     from idp.login.otp import OtpSettings
 
     t = ConfigTable(

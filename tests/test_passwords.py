@@ -8,7 +8,7 @@ import argon2
 import bcrypt
 import pytest
 
-from connectors.base import ConfigTable
+from connectors.config import ConfigTable
 from idp.accounts.passwords import Passwords, PasswordSettings, load_blocklist
 
 # Cheap Argon2 for speed; the policy does not depend on the cost.

@@ -7,9 +7,9 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
-from connectors.base import ConfigErrors
+from connectors.config import ConfigErrors
 from idp.cli import main as idp_cli
-from idp.core.settings import load_settings
+from idp.config import load as load_settings
 
 ENV = {"T_SECRET": "s" * 48, "T_KEYS": "keys passphrase for tests", "T_PORTAL": "p" * 40}
 

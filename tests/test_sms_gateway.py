@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import ConfigTable
+from connectors.config import ConfigTable
 from idp.services.outbox import Outbox
 from idp.services.sms import HttpSmsSettings, SmsDeliveryError, SmsSettings, make_sms_gateway
 from tests.fakes.sms_gateway import FakeSmsGateway

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from cryptography import x509
 
-from connectors.base import LEVELS, ConfigTable
+from connectors.base import LEVELS
+from connectors.config import ConfigTable
 from connectors.eid.ocsp import MODES, OcspSettings
 
 DEV_HOSTS = ("127.0.0.1", "localhost", "[::1]")

@@ -16,7 +16,8 @@ from pathlib import Path
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
-from connectors.base import LEVELS, ConfigTable
+from connectors.base import LEVELS
+from connectors.config import ConfigTable
 
 ACR_BASIC = "http://itsme.services/v2/claim/acr_basic"
 ACR_ADVANCED = "http://itsme.services/v2/claim/acr_advanced"

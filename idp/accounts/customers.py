@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import click
+from email_validator import EmailNotValidError, validate_email
 from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import ForeignKey, String, delete, select
@@ -154,7 +155,6 @@ def customer_for_contract(contract_number: str) -> Customer | None:
 
 
 def _parse_row(line: int, values: dict[str, str], problems: list[tuple[int, str]]) -> _Row | None:
-    from email_validator import EmailNotValidError, validate_email
 
     before = len(problems)
 

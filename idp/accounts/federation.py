@@ -33,12 +33,14 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from connectors.base import Identity
 from idp.core import audit
 from idp.core.hashing import card_number_hash, national_number_hash
+from idp.core.phones import PhoneError, normalize_phone
 from idp.core.storage import Account, Customer, FederatedIdentity, db
 
 log = logging.getLogger(__name__)
@@ -232,7 +234,6 @@ def _complete_profile(account: Account, identity: Identity, nn_hash: str | None)
 def _email(value: Any) -> str | None:
     if not isinstance(value, str) or not value.strip():
         return None
-    from email_validator import EmailNotValidError, validate_email
 
     try:
         return validate_email(value.strip(), check_deliverability=False).normalized
@@ -243,7 +244,6 @@ def _email(value: Any) -> str | None:
 def _phone(value: Any) -> str | None:
     if not isinstance(value, str) or not value.strip():
         return None
-    from idp.core.phones import PhoneError, normalize_phone
 
     try:
         # Any country: itsme is also used with Dutch phones; the SMS policy decides where it sends.

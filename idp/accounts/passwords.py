@@ -37,8 +37,9 @@ from pathlib import Path
 import argon2
 import bcrypt
 from argon2.exceptions import InvalidHashError, VerificationError
+from flask import Flask
 
-from connectors.base import ConfigTable
+from connectors.config import ConfigTable
 
 log = logging.getLogger(__name__)
 
@@ -272,3 +273,7 @@ def _passlib_pbkdf2_matches(stored: str, password: str) -> bool:
         raise ValueError("unknown pbkdf2 variant")
     expected = _ab64_decode(encoded)
     return _pbkdf2_matches(PBKDF2_PASSLIB[scheme], password, _ab64_decode(salt), int(rounds), expected)
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["idp.passwords"] = Passwords(app.extensions["idp.settings"].passwords)

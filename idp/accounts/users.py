@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import secrets
 
+from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from idp.core.phones import PhoneError, normalize_phone
+from idp.core.sessions import end_sso
 from idp.core.storage import Account, SsoSession, db
 
 
@@ -37,9 +40,6 @@ def create_local_account(
     given_name: str | None = None,
     family_name: str | None = None,
 ) -> Account:
-    from email_validator import EmailNotValidError, validate_email
-
-    from idp.core.phones import PhoneError, normalize_phone
 
     username = (username or "").strip()
     if not (3 <= len(username) <= 64) or any(c.isspace() for c in username):
@@ -86,7 +86,6 @@ def create_local_account(
 
 
 def disable_account(account: Account) -> None:
-    from idp.oidc.logout import end_sso
 
     account.status = "disabled"
     db.session.commit()

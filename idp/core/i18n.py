@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from flask import Flask, g, redirect, request, session
-from flask_babel import Babel
+from flask import Flask, current_app, g, redirect, request, session
+from flask_babel import Babel, get_locale
+from flask_wtf.csrf import validate_csrf
+
+from idp.core.security import local_path
 
 LANGUAGE_NAMES = {"fr": "Français", "nl": "Nederlands", "de": "Deutsch", "en": "English"}
 
@@ -27,15 +30,12 @@ def localized(messages: Mapping[str, str]) -> str | None:
     """An operator's text in the page's language, else in the default language, else any; None if none."""
     if not messages:
         return None
-    from flask import current_app
-    from flask_babel import get_locale
 
     default = current_app.extensions["idp.settings"].default_language
     return messages.get(str(get_locale())) or messages.get(default) or next(iter(messages.values()))
 
 
 def select_locale() -> str:
-    from flask import current_app
 
     settings = current_app.extensions["idp.settings"]
     supported = settings.languages
@@ -55,18 +55,15 @@ def init_app(app: Flask) -> None:
 
     @app.route("/lang/<code>", methods=["POST"])
     def set_language(code: str):
-        from flask_wtf.csrf import validate_csrf
 
         validate_csrf(request.form.get("csrf_token"))
         if code in app.extensions["idp.settings"].languages:
             session["lang"] = code
-        from idp.core.security import local_path
 
         return redirect(local_path(request.form.get("next")), 303)
 
     @app.context_processor
     def _languages():
-        from flask_babel import get_locale
 
         langs = app.extensions["idp.settings"].languages
         return {"languages": [(c, LANGUAGE_NAMES[c]) for c in langs], "current_language": str(get_locale())}

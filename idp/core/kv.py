@@ -13,6 +13,8 @@ import threading
 import time
 from typing import Protocol
 
+from flask import Flask
+
 
 class KeyValueStore(Protocol):
     def get(self, key: str) -> bytes | None: ...
@@ -138,3 +140,8 @@ def open_store(url: str, prefix: str = "idp:") -> KeyValueStore:
     if url.startswith("memory://"):
         return MemoryStore()
     return RedisStore(url, prefix=prefix)
+
+
+def init_app(app: Flask) -> None:
+    settings = app.extensions["idp.settings"]
+    app.extensions["idp.kv"] = open_store(settings.kv_url, prefix=settings.kv_prefix)

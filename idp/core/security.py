@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, g, request
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 CACHEABLE_ENDPOINTS = {"discovery.jwks", "discovery.configuration", "static"}
 
@@ -82,6 +83,10 @@ def exempt_protocol_endpoints(app: Flask) -> None:
 
 def init_app(app: Flask) -> None:
     production = app.extensions["idp.settings"].production
+    trusted = app.extensions["idp.settings"].trusted_proxies
+    if trusted:
+        # X-Forwarded-For/-Proto/-Host from that many proxies in front of us, no more.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted, x_proto=trusted, x_host=trusted)
     csrf.init_app(app)
     redirects = redirect_sources(app)
 

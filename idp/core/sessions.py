@@ -14,6 +14,7 @@ import json
 import secrets
 import time
 
+from blinker import Namespace
 from flask import Flask, current_app, g, request, session
 from flask.sessions import SessionInterface, SessionMixin
 from sqlalchemy import select
@@ -100,6 +101,12 @@ def _needs_touch(sess) -> bool:
     return int(time.time()) - int(sess.get("_t", 0)) > 60
 
 
+_signals = Namespace()
+#: Sent with ``sender=app`` and ``sso=``, ``reason=`` when an SSO session ends, after it
+#: is marked ended; :mod:`idp.oidc.logout` listens to revoke its grants and tell the RPs.
+session_ended = _signals.signal("idp.session-ended")
+
+
 def init_app(app: Flask) -> None:
     settings = app.extensions["idp.settings"]
     app.session_interface = KvSessionInterface(settings.production, settings.session_idle_timeout)
@@ -161,8 +168,6 @@ def start_sso(account: Account, level: str, methods: list[str], amr: list[str]) 
                 prev.ended_at = now
             else:
                 # Another person on this browser: the previous one is logged out everywhere.
-                from idp.oidc.logout import end_sso
-
                 end_sso(prev, reason="other_user_logged_in")
     db.session.commit()
     session.regenerate()
@@ -175,3 +180,12 @@ def add_client(sso: SsoSession, client_id: str) -> None:
     if db.session.get(SessionClient, (sso.id, client_id)) is None:
         db.session.add(SessionClient(session_id=sso.id, client_id=client_id))
         db.session.commit()
+
+
+def end_sso(row: SsoSession, reason: str) -> None:
+    """End one SSO session everywhere: marked ended here; the listeners of
+    :data:`session_ended` revoke its tokens and send the back-channel logouts."""
+    if row.ended_at is None:
+        row.ended_at = int(time.time())
+    session_ended.send(current_app._get_current_object(), sso=row, reason=reason)
+    g.pop("sso", None)

@@ -1,9 +1,16 @@
 """Typed provider settings, read from TOML files and validated once at start-up.
 
-Every option has one home here. :func:`load_settings` reads the provider file
-(and the clients file it names), collects *every* error with file, key and
-reason, rejects unknown keys and raises :class:`connectors.base.ConfigErrors`
-once. ``idp config check`` runs the same pass without starting anything.
+:func:`load_settings` reads the provider file (and the clients file it names),
+collects *every* error with file, key and reason, rejects unknown keys and raises
+:class:`connectors.config.ConfigErrors` once. ``idp config check`` runs the same
+pass without starting anything.
+
+The provider's own tables are read here, the relying parties' in
+:mod:`idp.core.client_settings`, each connector's by its connector, and every
+other table (``[sms]``, ``[mail]``, ``[passwords]``, ``[otp]`` ...) by the module
+that owns it: the caller names them as :class:`Section` objects
+(:data:`idp.config.SECTIONS` is the one list), so this ground-floor module never
+imports the packages above it.
 
 Without a configuration file the provider runs on its embedded development
 defaults: SQLite and keys under the instance folder, secrets generated on
@@ -15,18 +22,19 @@ from __future__ import annotations
 import os
 import secrets
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from connectors.base import LEVELS, ConfigError, ConfigErrors, ConfigTable
+from connectors.base import LEVELS
+from connectors.config import ConfigError, ConfigErrors, ConfigTable
+from connectors.registry import CONNECTORS
+from idp.core.client_settings import LOGIN_METHODS, ClientSettings, read_client
 
 DEFAULT_LANGUAGES = ("fr", "nl", "de", "en")
-LOGIN_METHODS = ("password", "itsme", "eid", "contract")
-SCOPES = ("openid", "profile", "email", "phone", "address", "offline_access")
 SIGNING_ALGORITHMS = ("RS256", "PS256", "ES256")
-AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 
 # RFC 8176 values recorded for each method when the connector does not say more.
 DEFAULT_ACR = {
@@ -36,6 +44,26 @@ DEFAULT_ACR = {
 }
 
 
+# ``backend`` values of a section that only development may use (Warehouse-style services).
+DEVELOPMENT_BACKENDS = ("console", "outbox")
+
+
+@dataclass(frozen=True)
+class Section:
+    """A table read by the module that owns it.
+
+    ``read`` gets the table (empty when absent, so defaults apply) and returns its
+    settings object; its errors go to the table's error list. ``required`` tables
+    must be present in production; in development ``development_table(instance_dir)``
+    stands in for an absent one. A section whose value has a ``backend`` refuses
+    :data:`DEVELOPMENT_BACKENDS` in production.
+    """
+
+    read: Callable[[ConfigTable], Any]
+    required: bool = False
+    development_table: Callable[[Path], dict] | None = None
+
+
 @dataclass(frozen=True)
 class MethodSettings:
     name: str
@@ -43,30 +71,6 @@ class MethodSettings:
     level: str
     disabled_message: dict[str, str]
     register: bool = False  # may a person unknown to us get a new account through this method?
-
-
-@dataclass(frozen=True)
-class ClientSettings:
-    client_id: str
-    name: str
-    type: str  # "confidential" | "public"
-    token_endpoint_auth_method: str
-    client_secret: str | None
-    jwks: dict | None
-    redirect_uris: tuple[str, ...]
-    post_logout_redirect_uris: tuple[str, ...]
-    backchannel_logout_uri: str | None
-    backchannel_logout_session_required: bool
-    scopes: tuple[str, ...]
-    methods: tuple[str, ...]
-    min_level: str
-    first_party: bool
-    grant_types: tuple[str, ...]
-    disabled_methods_message: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def is_public(self) -> bool:
-        return self.type == "public"
 
 
 @dataclass(frozen=True)
@@ -101,16 +105,24 @@ class Settings:
     demo_enabled: bool
     backchannel_logout_timeout: float
     trusted_proxies: int
-    passwords: Any = None  # idp.passwords.PasswordSettings
-    sms: Any = None  # idp.sms.SmsSettings
-    mail: Any = None  # idp.mail.MailSettings
     connectors: dict[str, Any] = field(default_factory=dict)  # method -> connector settings
-    sections: dict[str, Any] = field(default_factory=dict)  # feature tables read by their own modules
-    extra: dict[str, Any] = field(default_factory=dict)
+    sections: dict[str, Any] = field(default_factory=dict)  # tables read by their own modules
 
     @property
     def production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def passwords(self) -> Any:  # idp.accounts.passwords.PasswordSettings
+        return self.sections.get("passwords")
+
+    @property
+    def sms(self) -> Any:  # idp.services.sms.SmsSettings
+        return self.sections.get("sms")
+
+    @property
+    def mail(self) -> Any:  # idp.services.mail.MailSettings
+        return self.sections.get("mail")
 
     def acr_for(self, level: str) -> str:
         return self.acr_values[level]
@@ -123,41 +135,6 @@ class Settings:
 
 
 # ---------------------------------------------------------------------------
-
-
-def _check_url(
-    t: ConfigTable, key: str, value: str | None, production: bool, allow_custom_scheme=False
-) -> None:
-    if not value:
-        return
-    parts = urlsplit(value)
-    if parts.fragment:
-        t.error(key, "must not contain a fragment")
-    if parts.scheme == "https" and parts.netloc:
-        return
-    if parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "[::1]", "::1"):
-        return
-    if parts.scheme == "http" and not production:
-        return
-    if allow_custom_scheme and parts.scheme not in ("http", "https", "") and "." in parts.scheme:
-        return  # private-use scheme of a native app (RFC 8252 section 7.1): reverse domain name
-    t.error(
-        key,
-        f"{value!r} must be an https URL"
-        + (" or a reverse-domain private-use scheme" if allow_custom_scheme else ""),
-    )
-
-
-def read_messages(t: ConfigTable, name: str) -> dict[str, str]:
-    """A table of texts by language code (an operator's message in every language it wrote)."""
-    table = t.table(name)
-    out = {}
-    for lang in list(table.data):
-        value = table.str(lang)
-        if value is not None:
-            out[lang] = value
-    table.finish()
-    return out
 
 
 def _read_methods(t: ConfigTable, configured: set[str]) -> dict[str, MethodSettings]:
@@ -173,93 +150,12 @@ def _read_methods(t: ConfigTable, configured: set[str]) -> dict[str, MethodSetti
             name=name,
             enabled=enabled,
             level=m.str("level", defaults[name], choices=LEVELS),
-            disabled_message=read_messages(m, "disabled_message"),
+            disabled_message=m.messages("disabled_message"),
             register=m.bool("register", False) if name in ("itsme", "eid") else False,
         )
         m.finish()
     methods_table.finish()
     return out
-
-
-def _read_client(
-    t: ConfigTable, production: bool, methods: dict[str, MethodSettings]
-) -> ClientSettings | None:
-    client_id = t.str("client_id")
-    kind = t.str("type", choices=("confidential", "public"))
-    default_auth = "none" if kind == "public" else "client_secret_basic"
-    auth = t.str("token_endpoint_auth_method", default_auth, choices=AUTH_METHODS)
-    secret = t.secret("client_secret", None)
-    jwks = None
-    if t.has("jwks_file"):
-        p = t.path_value("jwks_file")
-        if p is not None and p.exists():
-            try:
-                import json
-
-                jwks = json.loads(p.read_text())
-                if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
-                    t.error("jwks_file", "must hold a JSON Web Key Set")
-                    jwks = None
-                elif any(("d" in k or k.get("kty") == "oct") for k in jwks["keys"]):
-                    t.error("jwks_file", "must hold public keys only")
-                    jwks = None
-            except ValueError as exc:
-                t.error("jwks_file", f"is not valid JSON: {exc}")
-    if kind == "public" and auth != "none":
-        t.error("token_endpoint_auth_method", "a public client authenticates with none")
-    if kind == "confidential":
-        if auth == "none":
-            t.error("token_endpoint_auth_method", "a confidential client must authenticate")
-        if auth in ("client_secret_basic", "client_secret_post") and not t.has("client_secret"):
-            t.error("client_secret", f"is required for {auth}")
-        if auth in ("client_secret_basic", "client_secret_post") and secret is not None and len(secret) < 32:
-            t.error("client_secret", "must be at least 32 characters of high-entropy random data")
-        if auth == "private_key_jwt" and jwks is None and not t.has("jwks_file"):
-            t.error("jwks_file", "is required for private_key_jwt")
-    redirect_uris = t.list("redirect_uris")
-    for i, uri in enumerate(redirect_uris or []):
-        _check_url(t, f"redirect_uris[{i}]", uri, production, allow_custom_scheme=kind == "public")
-    if redirect_uris == []:
-        t.error("redirect_uris", "needs at least one URI")
-    post_logout = t.list("post_logout_redirect_uris", [])
-    for i, uri in enumerate(post_logout or []):
-        _check_url(
-            t, f"post_logout_redirect_uris[{i}]", uri, production, allow_custom_scheme=kind == "public"
-        )
-    bcl = t.str("backchannel_logout_uri", None)
-    _check_url(t, "backchannel_logout_uri", bcl, production)
-    scopes = t.list("scopes", list(SCOPES))
-    for s in scopes or []:
-        if s not in SCOPES:
-            t.error("scopes", f"unknown scope {s!r}; known: {', '.join(SCOPES)}")
-    client_methods = t.list("methods", list(LOGIN_METHODS))
-    for m in client_methods or []:
-        if m not in LOGIN_METHODS:
-            t.error("methods", f"unknown login method {m!r}; known: {', '.join(LOGIN_METHODS)}")
-    grant_types = t.list("grant_types", ["authorization_code", "refresh_token"])
-    for g in grant_types or []:
-        if g not in ("authorization_code", "refresh_token"):
-            t.error("grant_types", f"unsupported grant type {g!r}")
-    client = ClientSettings(
-        client_id=client_id or "",
-        name=t.str("name", client_id or ""),
-        type=kind or "confidential",
-        token_endpoint_auth_method=auth or default_auth,
-        client_secret=secret,
-        jwks=jwks,
-        redirect_uris=tuple(redirect_uris or ()),
-        post_logout_redirect_uris=tuple(post_logout or ()),
-        backchannel_logout_uri=bcl,
-        backchannel_logout_session_required=t.bool("backchannel_logout_session_required", True),
-        scopes=tuple(scopes or ()),
-        methods=tuple(client_methods or ()),
-        min_level=t.str("min_level", "low", choices=LEVELS),
-        first_party=t.bool("first_party", False),
-        grant_types=tuple(grant_types or ()),
-        disabled_methods_message=read_messages(t, "disabled_message"),
-    )
-    t.finish()
-    return client if client_id else None
 
 
 def _read_toml(path: Path, errors: list[ConfigError]) -> dict:
@@ -288,39 +184,85 @@ def _dev_secret(instance_dir: Path, name: str) -> str:
     return value
 
 
+@dataclass
+class _Context:
+    """What the steps of :func:`load_settings` share: the file, its data, the errors."""
+
+    root: ConfigTable
+    data: dict
+    environ: Mapping[str, str]
+    instance_dir: Path | None
+    production: bool = False
+
+
 def load_settings(
     path: str | os.PathLike | None = None,
     overrides: dict[str, Any] | None = None,
     environ: dict[str, str] | None = None,
     instance_dir: str | os.PathLike | None = None,
+    sections: Mapping[str, Section] | None = None,
 ) -> Settings:
     """Read and validate the provider configuration.
 
     ``path`` is the provider TOML file (``None``: embedded development defaults).
     ``overrides`` is a dict merged over the file's top-level tables (tests use it).
+    ``sections`` are the tables read by other modules (:data:`idp.config.SECTIONS`).
     """
     errors: list[ConfigError] = []
     env = dict(os.environ) if environ is None else environ
+    file, data, base_dir = _read_file(path, overrides, errors)
+    root = ConfigTable(data, file, errors=errors, base_dir=base_dir, environ=env)
+    ctx = _Context(root, data, env, Path(instance_dir) if instance_dir else None)
+    provider = _read_provider(ctx)
+    values = {
+        **provider,
+        **_read_storage(ctx),
+        **_read_keys(ctx),
+        **_read_tokens(root),
+        **_read_session(root),
+        "acr_values": _read_assurance(root),
+    }
+    connectors = _read_connectors(root)
+    _check_eid_origin(root, values["issuer"], connectors)
+    methods = _read_methods(root, {k for k in connectors if k in LOGIN_METHODS})
+    demo_enabled = _read_demo(root, ctx.production)
+    clients = _read_clients(ctx, values.pop("clients_file"))
+    read_sections = _read_sections(ctx, sections or {})
+    root.finish()
+    if errors:
+        raise ConfigErrors(errors)
+    return Settings(
+        source=file,
+        methods=methods,
+        clients=clients,
+        demo_enabled=demo_enabled,
+        connectors=connectors,
+        sections=read_sections,
+        **values,
+    )
+
+
+def _read_file(path, overrides, errors) -> tuple[str, dict, Path]:
     if path is not None:
-        file = str(path)
-        data = _read_toml(Path(path), errors)
-        base_dir = Path(path).resolve().parent
+        file, data, base_dir = str(path), _read_toml(Path(path), errors), Path(path).resolve().parent
     else:
-        file = "<embedded defaults>"
-        data = {}
-        base_dir = Path.cwd()
+        file, data, base_dir = "<embedded defaults>", {}, Path.cwd()
     for table_name, values in (overrides or {}).items():
         if isinstance(values, dict) and isinstance(data.get(table_name), dict):
             data[table_name] = {**data[table_name], **values}
         else:
             data[table_name] = values
-    root = ConfigTable(data, file, errors=errors, base_dir=base_dir, environ=env)
+    return file, data, base_dir
 
-    provider = root.table("provider")
+
+def _read_provider(ctx: _Context) -> dict[str, Any]:
+    provider = ctx.root.table("provider")
     environment = provider.str("environment", "development", choices=("development", "production"))
-    production = environment == "production"
-    inst = Path(instance_dir) if instance_dir else None
-    inst = inst or provider.path_value("instance_dir", str(Path.cwd() / "instance"), must_exist=False)
+    production = ctx.production = environment == "production"
+    inst = ctx.instance_dir or provider.path_value(
+        "instance_dir", str(Path.cwd() / "instance"), must_exist=False
+    )
+    ctx.instance_dir = inst
     issuer = provider.str("issuer", "http://127.0.0.1:5000")
     if issuer:
         parts = urlsplit(issuer)
@@ -328,13 +270,7 @@ def load_settings(
             provider.error("issuer", "must be a URL without query, fragment or trailing slash")
         if production and parts.scheme != "https":
             provider.error("issuer", "must be https in production")
-    if provider.has("secret_key"):
-        secret_key = provider.secret("secret_key")
-    elif production:
-        provider.error("secret_key", "is required in production (env:NAME or file:/path)")
-        secret_key = None
-    else:
-        secret_key = _dev_secret(inst, "secret_key")
+    secret_key = _secret_or_development(provider, "secret_key", ctx, "secret_key")
     if secret_key is not None and len(secret_key) < 32:
         provider.error("secret_key", "must be at least 32 characters")
     languages = provider.list("languages", list(DEFAULT_LANGUAGES))
@@ -343,14 +279,34 @@ def load_settings(
             provider.error(
                 "languages", f"unsupported language {lang!r}; supported: {', '.join(DEFAULT_LANGUAGES)}"
             )
-    default_language = provider.str("default_language", "fr", choices=DEFAULT_LANGUAGES)
-    service_name = provider.str("service_name", "MyOnlineServices")
-    trusted_proxies = provider.int("trusted_proxies", 0, min=0, max=5)
-    clients_file = provider.path_value("clients_file", None)
+    out = {
+        "issuer": issuer,
+        "environment": environment,
+        "instance_dir": inst,
+        "secret_key": secret_key,
+        "languages": tuple(languages or ()),
+        "default_language": provider.str("default_language", "fr", choices=DEFAULT_LANGUAGES),
+        "service_name": provider.str("service_name", "MyOnlineServices"),
+        "trusted_proxies": provider.int("trusted_proxies", 0, min=0, max=5),
+        "clients_file": provider.path_value("clients_file", None),
+    }
     provider.finish()
+    return out
 
-    storage = root.table("storage")
-    default_db = f"sqlite:///{inst / 'idp.sqlite3'}"
+
+def _secret_or_development(t: ConfigTable, name: str, ctx: _Context, development_file: str) -> str | None:
+    """A secret from the file; required in production, generated once in development."""
+    if t.has(name):
+        return t.secret(name)
+    if ctx.production:
+        t.error(name, "is required in production (env:NAME or file:/path)")
+        return None
+    return _dev_secret(ctx.instance_dir, development_file)
+
+
+def _read_storage(ctx: _Context) -> dict[str, Any]:
+    storage, production = ctx.root.table("storage"), ctx.production
+    default_db = f"sqlite:///{ctx.instance_dir / 'idp.sqlite3'}"
     database_url = (
         storage.secret("database_url")
         if str(storage.data.get("database_url", "")).startswith(("env:", "file:"))
@@ -372,32 +328,42 @@ def load_settings(
     if production and database_url and database_url.startswith("sqlite"):
         storage.error("database_url", "SQLite is the embedded default; production needs PostgreSQL")
     storage.finish()
+    return {"database_url": database_url, "kv_url": kv_url, "kv_prefix": kv_prefix}
 
-    keys = root.table("keys")
+
+def _read_keys(ctx: _Context) -> dict[str, Any]:
+    keys = ctx.root.table("keys")
     algorithm = keys.str("algorithm", "RS256", choices=SIGNING_ALGORITHMS)
-    if keys.has("passphrase"):
-        passphrase = keys.secret("passphrase")
-    elif production:
-        keys.error("passphrase", "is required in production (env:NAME or file:/path)")
-        passphrase = None
-    else:
-        passphrase = _dev_secret(inst, "keys_passphrase")
+    passphrase = _secret_or_development(keys, "passphrase", ctx, "keys_passphrase")
     keys.finish()
+    return {"signing_algorithm": algorithm, "keys_passphrase": passphrase}
 
+
+def _read_tokens(root: ConfigTable) -> dict[str, Any]:
     tokens = root.table("tokens")
-    code_ttl = tokens.int("authorization_code_ttl", 60, min=10, max=600)
-    access_ttl = tokens.int("access_token_ttl", 600, min=60, max=86400)
-    id_ttl = tokens.int("id_token_ttl", 600, min=60, max=86400)
-    refresh_ttl = tokens.int("refresh_token_ttl", 30 * 86400, min=600, max=365 * 86400)
+    out = {
+        "code_ttl": tokens.int("authorization_code_ttl", 60, min=10, max=600),
+        "access_token_ttl": tokens.int("access_token_ttl", 600, min=60, max=86400),
+        "id_token_ttl": tokens.int("id_token_ttl", 600, min=60, max=86400),
+        "refresh_token_ttl": tokens.int("refresh_token_ttl", 30 * 86400, min=600, max=365 * 86400),
+    }
     tokens.finish()
+    return out
 
+
+def _read_session(root: ConfigTable) -> dict[str, Any]:
     session = root.table("session")
-    idle = session.int("idle_timeout", 1800, min=60)
-    absolute = session.int("absolute_timeout", 12 * 3600, min=300)
-    login_ttl = session.int("login_transaction_ttl", 900, min=60, max=3600)
-    bcl_timeout = session.int("backchannel_logout_timeout", 5, min=1, max=30)
+    out = {
+        "session_idle_timeout": session.int("idle_timeout", 1800, min=60),
+        "session_absolute_timeout": session.int("absolute_timeout", 12 * 3600, min=300),
+        "login_transaction_ttl": session.int("login_transaction_ttl", 900, min=60, max=3600),
+        "backchannel_logout_timeout": session.int("backchannel_logout_timeout", 5, min=1, max=30),
+    }
     session.finish()
+    return out
 
+
+def _read_assurance(root: ConfigTable) -> dict[str, str]:
     assurance = root.table("assurance")
     acr_table = assurance.table("acr_values")
     acr_values = {level: acr_table.str(level, DEFAULT_ACR[level]) for level in LEVELS}
@@ -405,116 +371,66 @@ def load_settings(
     if len(set(acr_values.values())) != len(acr_values):
         assurance.error("acr_values", "each level needs its own acr value")
     assurance.finish()
+    return acr_values
 
-    connector_data = data.get("connectors") if isinstance(data.get("connectors"), dict) else {}
-    methods = _read_methods(root, {k for k in connector_data if k in LOGIN_METHODS})
-    passwords, sms, mail, connectors = _read_services(root, inst, production)
-    _check_eid_origin(root, issuer, connectors)
 
+def _read_demo(root: ConfigTable, production: bool) -> bool:
     demo = root.table("demo")
-    demo_enabled = demo.bool("enabled", not production)
-    if production and demo_enabled:
+    enabled = demo.bool("enabled", not production)
+    if production and enabled:
         demo.error("enabled", "the demo relying party is for development only")
     demo.finish()
+    return enabled
 
-    clients: dict[str, ClientSettings] = {}
-    client_tables = root.tables("clients")
+
+def _read_clients(ctx: _Context, clients_file: Path | None) -> dict[str, ClientSettings]:
+    errors = ctx.root.errors
+    client_tables = ctx.root.tables("clients")
     if clients_file is not None:
         cdata = _read_toml(clients_file, errors)
         croot = ConfigTable(
-            cdata, str(clients_file), errors=errors, base_dir=clients_file.parent, environ=env
+            cdata, str(clients_file), errors=errors, base_dir=clients_file.parent, environ=ctx.environ
         )
         client_tables += croot.tables("clients")
         croot.finish()
+    clients: dict[str, ClientSettings] = {}
     for ct in client_tables:
-        client = _read_client(ct, production, methods)
+        client = read_client(ct, ctx.production)
         if client is None:
             continue
         if client.client_id in clients:
             ct.error("client_id", f"duplicate client id {client.client_id!r}")
         clients[client.client_id] = client
-
-    sections = _read_sections(root)
-    extra: dict[str, Any] = {}
-    root.finish()
-
-    if errors:
-        raise ConfigErrors(errors)
-    return Settings(
-        source=file,
-        issuer=issuer,
-        environment=environment,
-        service_name=service_name,
-        secret_key=secret_key,
-        instance_dir=inst,
-        database_url=database_url,
-        kv_url=kv_url,
-        kv_prefix=kv_prefix,
-        languages=tuple(languages),
-        default_language=default_language,
-        signing_algorithm=algorithm,
-        keys_passphrase=passphrase,
-        code_ttl=code_ttl,
-        access_token_ttl=access_ttl,
-        id_token_ttl=id_ttl,
-        refresh_token_ttl=refresh_ttl,
-        session_idle_timeout=idle,
-        session_absolute_timeout=absolute,
-        login_transaction_ttl=login_ttl,
-        acr_values=acr_values,
-        methods=methods,
-        clients=clients,
-        demo_enabled=demo_enabled,
-        backchannel_logout_timeout=bcl_timeout,
-        trusted_proxies=trusted_proxies,
-        passwords=passwords,
-        sms=sms,
-        mail=mail,
-        connectors=connectors,
-        sections=sections,
-        extra=extra,
-    )
+    return clients
 
 
-def _read_services(root: ConfigTable, inst: Path, production: bool):
-    """The tables owned by other modules, each read by its own settings class."""
-    from idp.accounts.passwords import PasswordSettings
-    from idp.services.mail import MailSettings
-    from idp.services.sms import SmsSettings
-
-    outbox = str(inst / "outbox.jsonl")
-    if not production:
-        # Embedded development defaults: every message lands in the outbox file.
-        root.data.setdefault("sms", {"backend": "outbox", "outbox": outbox})
-        root.data.setdefault(
-            "mail", {"backend": "outbox", "outbox": outbox, "sender": "no-reply@example.org"}
-        )
-    passwords = PasswordSettings.from_table(root.table("passwords"))
-    sms = SmsSettings.from_table(root.table("sms", required=True))
-    mail = MailSettings.from_table(root.table("mail", required=True))
-    for name, value in (("sms", sms), ("mail", mail)):
-        if production and value.backend in ("console", "outbox"):
-            root.error(
-                f"{name}.backend", f"{value.backend!r} is a development backend, refused in production"
-            )
-    connectors = {}
+def _read_connectors(root: ConfigTable) -> dict[str, Any]:
+    """``[connectors.<name>]``: each read by its connector's settings class (the registry)."""
+    out = {}
     ctable = root.table("connectors")
     for name in list(ctable.data):
-        t = ctable.table(name)
-        if name == "itsme":
-            from connectors.itsme import ItsmeSettings
-
-            connectors[name] = ItsmeSettings.from_table(t)
-        elif name == "eid":
-            from connectors.eid import EidSettings
-
-            connectors[name] = EidSettings.from_table(t)
-        else:
-            ctable.error(
-                name, f"unknown connector; known: {', '.join(m for m in LOGIN_METHODS if m != 'password')}"
-            )
+        entry = CONNECTORS.get(name)
+        if entry is None or entry.settings is None:
+            known = ", ".join(n for n, e in CONNECTORS.items() if e.settings is not None)
+            ctable.error(name, f"unknown connector; known: {known}")
+            ctable.table(name)
+            continue
+        out[name] = entry.settings.from_table(ctable.table(name))
     ctable.finish()
-    return passwords, sms, mail, connectors
+    return out
+
+
+def _read_sections(ctx: _Context, sections: Mapping[str, Section]) -> dict[str, Any]:
+    out = {}
+    for name, section in sections.items():
+        if section.development_table is not None and not ctx.production:
+            ctx.root.data.setdefault(name, section.development_table(ctx.instance_dir))
+        table = ctx.root.table(name, required=section.required)
+        value = out[name] = section.read(table)
+        backend = getattr(value, "backend", None)
+        if ctx.production and backend in DEVELOPMENT_BACKENDS:
+            ctx.root.error(f"{name}.backend", f"{backend!r} is a development backend, refused in production")
+    return out
 
 
 def _check_eid_origin(root: ConfigTable, issuer: str | None, connectors: dict) -> None:
@@ -529,29 +445,3 @@ def _check_eid_origin(root: ConfigTable, issuer: str | None, connectors: dict) -
             "connectors.eid.allowed_origins",
             f"must include the provider's own origin {origin!r} (from provider.issuer)",
         )
-
-
-# Feature tables read by the module that owns them: name -> "module:Class" with a
-# ``from_table(ConfigTable)`` classmethod (called even when the table is absent,
-# so defaults apply).
-SECTIONS = {
-    "otp": "idp.login.otp:OtpSettings",
-    "registration": "idp.selfservice.registration:RegistrationSettings",
-}
-
-
-def _read_sections(root: ConfigTable) -> dict[str, Any]:
-    import importlib
-
-    out = {}
-    for name, target in SECTIONS.items():
-        module_name, cls_name = target.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            root.table(name)  # feature not built yet: the table is accepted as is
-            continue
-        out[name] = getattr(module, cls_name).from_table(root.table(name))
-    return out

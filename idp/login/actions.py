@@ -20,6 +20,7 @@ import json
 import logging
 import secrets
 
+from email_validator import EmailNotValidError, validate_email
 from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, session, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
@@ -31,7 +32,9 @@ from idp.core import audit
 from idp.core.phones import PhoneError, mask_phone
 from idp.core.storage import Account, db
 from idp.login import otp
-from idp.login import password as login
+from idp.login import transaction as login
+from idp.login.completion import finish_login, required, terms_url, terms_version
+from idp.login.second_factor import code_error, send_error_message
 from idp.services import notify
 from idp.services.sms import SmsDeliveryError
 
@@ -45,31 +48,6 @@ EMAIL_LINK_TTL = 86400
 # ---------------------------------------------------------------------------
 # What is required
 # ---------------------------------------------------------------------------
-
-
-def terms_version() -> str | None:
-    registration = current_app.extensions["idp.settings"].sections.get("registration")
-    return getattr(registration, "terms_version", None) or None
-
-
-def terms_url() -> str | None:
-    registration = current_app.extensions["idp.settings"].sections.get("registration")
-    return getattr(registration, "terms_url", None)
-
-
-def required(account: Account) -> list[str]:
-    """The actions this account must complete before a login may go on, in order."""
-    todo = []
-    if account.must_change_password and account.password_hash:
-        todo.append("password")
-    if not (account.email and account.email_verified):
-        todo.append("email")
-    if not (account.phone and account.phone_verified):
-        todo.append("phone")
-    version = terms_version()
-    if version and account.terms_version != version:
-        todo.append("terms")
-    return todo
 
 
 def lang_of(account: Account) -> str:
@@ -120,7 +98,6 @@ def set_password(account: Account, new: str, *, reason: str) -> None:
 
 def validate_email_address(raw: str) -> str:
     """The normalised address, or ValueError with a message for the person."""
-    from email_validator import EmailNotValidError, validate_email
 
     try:
         return validate_email((raw or "").strip(), check_deliverability=False).normalized
@@ -241,7 +218,7 @@ def send_new_phone_code(account: Account, raw: str, base: str) -> tuple[str | No
     problem = send_phone_code(account, number, base)
     if problem in (None, "resend_too_soon"):
         return number, None
-    return None, login.send_error_message(problem)
+    return None, send_error_message(problem)
 
 
 def confirm_phone(account: Account, number: str, base: str, code: str) -> None:
@@ -289,12 +266,12 @@ def phone_code_step(
     if request.method == "POST" and request.form.get("resend"):
         if not FlaskForm().validate_on_submit():
             abort(400)
-        return False, login.send_error_message(send_phone_code(account, number, base)), 200
+        return False, send_error_message(send_phone_code(account, number, base)), 200
     if form.validate_on_submit():
         try:
             confirm_phone(account, number, base, form.code.data)
         except otp.OtpError as exc:
-            return False, login.code_error(exc.code, exc.retry_after), (429 if exc.code == "locked" else 400)
+            return False, code_error(exc.code, exc.retry_after), (429 if exc.code == "locked" else 400)
         return True, None, 200
     if request.method == "POST":
         return False, _("Please type the code from the SMS."), 400
@@ -350,7 +327,7 @@ def next_action(tx_id: str):
     if not todo:
         final = pending["final"]
         audit.record("required_actions_done", account_id=account.id)
-        return login.finish_login(account, tx_id=tx_id, **final)
+        return finish_login(account, tx_id=tx_id, **final)
     return redirect(url_for(f"actions.{todo[0]}", tx_id=tx_id), 303)
 
 

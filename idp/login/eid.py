@@ -47,7 +47,10 @@ from connectors.eid import (
 from idp.accounts.federation import FederationError, resolve_identity
 from idp.core import audit
 from idp.core.errors import error_page
-from idp.login.password import complete_login, expired_page, load_tx, method_choices
+from idp.core.storage import db
+from idp.login.chooser import method_choices
+from idp.login.completion import complete_login
+from idp.login.transaction import expired_page, load_tx
 
 log = logging.getLogger(__name__)
 
@@ -352,7 +355,6 @@ def _http(exc: HTTPException):
 @bp.errorhandler(Exception)
 def _unexpected(exc: Exception):
     log.exception("unexpected error on %s %s", request.method, request.path)
-    from idp.core.storage import db
 
     db.session.rollback()
     if request.endpoint in _JSON_ENDPOINTS:

@@ -41,12 +41,16 @@ from flask import (
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
-from connectors.base import ConfigError, ConfigErrors, ConnectorError, level_rank
+from connectors.base import ConnectorError, level_rank
+from connectors.config import ConfigError, ConfigErrors
 from connectors.itsme import ItsmeConnector, RPKeyError, RPKeys
 from idp.accounts.federation import FederationError, resolve_identity
 from idp.core import audit
+from idp.core.phones import PhoneError, normalize_phone
 from idp.core.storage import db
-from idp.login.password import METHOD_ENDPOINTS, complete_login, expired_page, load_tx, method_choices
+from idp.login.chooser import METHOD_ENDPOINTS, method_choices
+from idp.login.completion import complete_login
+from idp.login.transaction import expired_page, load_tx
 
 log = logging.getLogger(__name__)
 bp = Blueprint("itsme", __name__)
@@ -235,7 +239,6 @@ def _phone_hint(tx: dict | None) -> str | None:
     hint = (tx or {}).get("login_hint")
     if not isinstance(hint, str) or not hint.strip():
         return None
-    from idp.core.phones import PhoneError, normalize_phone
 
     raw = hint.strip()
     raw = raw[4:] if raw.lower().startswith("tel:") else raw

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flask_babel import ngettext
 from sqlalchemy import BigInteger, Integer, String, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -142,3 +143,16 @@ def _lock(key: str, policy: Policy, now: int) -> int:
         if done is not None:
             return until - now
     return policy.base
+
+
+def locked_message(retry_after: int) -> str:
+    n = minutes(retry_after)
+    return ngettext(
+        "Too many failed attempts. Try again in %(num)d minute, or log in with itsme or your eID card.",
+        "Too many failed attempts. Try again in %(num)d minutes, or log in with itsme or your eID card.",
+        n,
+    )
+
+
+def minutes(seconds: int) -> int:
+    return max(1, -(-int(seconds) // 60))

@@ -35,22 +35,23 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from flask_babel import gettext as _
+from flask_wtf import FlaskForm
 
 from connectors.base import level_rank
 from idp.core import audit
+from idp.core.i18n import pick_from_ui_locales
 from idp.core.security import allow_form_action
 from idp.core.sessions import add_client, current_sso
 from idp.core.storage import Consent, db
+from idp.login.transaction import drop_transaction, get_transaction, save_transaction
 from idp.oidc import claims as claims_mod
+from idp.oidc.server import AuthContext
 
 log = logging.getLogger(__name__)
 bp = Blueprint("authorize", __name__)
-
-MAX_TRANSACTIONS = 5
 
 
 class StoredRequest(OAuth2Request):
@@ -103,40 +104,6 @@ def error_page(message: str, status: int = 400):
 # ---------------------------------------------------------------------------
 # Login transactions
 # ---------------------------------------------------------------------------
-
-
-def get_transaction(tx_id: str) -> dict | None:
-    txs = session.get("tx") or {}
-    tx = txs.get(tx_id)
-    settings = current_app.extensions["idp.settings"]
-    if tx is None or time.time() - tx["created"] > settings.login_transaction_ttl:
-        return None
-    return tx
-
-
-def save_transaction(tx: dict) -> None:
-    txs = dict(session.get("tx") or {})
-    txs[tx["id"]] = tx
-    if len(txs) > MAX_TRANSACTIONS:
-        for old in sorted(txs.values(), key=lambda t: t["created"])[: len(txs) - MAX_TRANSACTIONS]:
-            txs.pop(old["id"], None)
-    session["tx"] = txs
-
-
-def drop_transaction(tx_id: str) -> None:
-    txs = dict(session.get("tx") or {})
-    txs.pop(tx_id, None)
-    session["tx"] = txs
-
-
-def login_completed(tx_id: str) -> str:
-    """Called by the login pages once the person is logged in; where to go next."""
-    tx = get_transaction(tx_id)
-    if tx is None:
-        return url_for("account.home")
-    tx["login_at"] = int(time.time())
-    save_transaction(tx)
-    return url_for("authorize.resume", tx_id=tx_id)
 
 
 # ---------------------------------------------------------------------------
@@ -246,8 +213,6 @@ def process(params: dict[str, str], tx: dict | None):
     if required_level is None:
         return fail("invalid_request", "no login method of this client reaches the requested acr")
     if params.get("ui_locales"):
-        from idp.core.i18n import pick_from_ui_locales
-
         g.ui_locale = pick_from_ui_locales(params["ui_locales"], settings.languages)
         if tx is not None:
             tx["ui_locale"] = g.ui_locale
@@ -275,7 +240,6 @@ def process(params: dict[str, str], tx: dict | None):
         return redirect(url_for("authorize.consent", tx_id=tx["id"]), 302)
 
     # 5. the code
-    from idp.oidc.server import AuthContext
 
     grant.request.user = AuthContext(
         account=account, session=sso_row, acr=settings.acr_for(sso_row.level), claims_request=claims_request
@@ -404,7 +368,6 @@ def new_transaction(params: dict[str, str], client, required_level: str) -> dict
 
 @bp.route("/consent/<tx_id>", methods=["GET", "POST"])
 def consent(tx_id: str):
-    from flask_wtf import FlaskForm
 
     tx = get_transaction(tx_id)
     sso = current_sso()

@@ -14,8 +14,9 @@ import secrets
 from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import ClientMixin, scope_to_list
+from flask import Flask
 
-from idp.core.settings import ClientSettings
+from idp.core.client_settings import ClientSettings
 
 _LOOPBACK = ("127.0.0.1", "::1")
 _MAC_KEY = secrets.token_bytes(32)  # per process: secrets are never hashed to disk
@@ -108,3 +109,7 @@ class ClientRegistry:
 
     def all(self) -> list[Client]:
         return list(self._clients.values())
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["idp.clients"] = ClientRegistry(app.extensions["idp.settings"].clients)

@@ -10,7 +10,7 @@ import json
 
 from flask import Blueprint, Flask, Response, current_app
 
-from idp.core.settings import SCOPES
+from idp.core.client_settings import SCOPES
 from idp.oidc.claims import CLAIMS_SUPPORTED
 
 bp = Blueprint("discovery", __name__)

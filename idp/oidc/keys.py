@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from joserfc import jwt
+from flask import Flask
+from joserfc import jws, jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 from sqlalchemy import func, select
 
@@ -177,7 +178,6 @@ class KeyRing:
         section 3.1); ``jku``, ``x5u`` and embedded ``jwk`` headers are ignored.
         Checks ``typ`` when given, so token types are not interchangeable.
         """
-        from joserfc import jws
 
         header = jws.extract_compact(token.encode()).protected
         self.refresh()
@@ -198,3 +198,13 @@ class KeyRing:
     def verify_hint(self, token: str) -> dict:
         """An ID token we issued, accepted after its expiry (``id_token_hint``)."""
         return self.verify(token, typ="JWT")
+
+
+def init_app(app: Flask) -> None:
+    settings = app.extensions["idp.settings"]
+    app.extensions["idp.keys"] = KeyRing(
+        settings.keys_passphrase,
+        settings.signing_algorithm,
+        lifetime=max(settings.id_token_ttl, settings.access_token_ttl),
+        issuer=settings.issuer,
+    )

@@ -18,12 +18,12 @@ import requests
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oidc.rpinitiated import EndSessionEndpoint
-from flask import Blueprint, Flask, current_app, g, render_template, request, session
+from flask import Blueprint, Flask, current_app, render_template, request, session
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from idp.core import audit
-from idp.core.sessions import current_sso
+from idp.core.sessions import current_sso, end_sso, session_ended
 from idp.core.storage import Account, Grant, SessionClient, SsoSession, db
 from idp.oidc.server import revoke_grant
 
@@ -87,12 +87,12 @@ def _post(uri: str, token: str, timeout: float) -> str | None:
     return None if resp.status_code in (200, 204) else f"HTTP {resp.status_code}"
 
 
-def end_sso(row: SsoSession, reason: str) -> None:
-    """End one SSO session everywhere: the browser, the RPs (back-channel), its tokens."""
-    settings = current_app.extensions["idp.settings"]
-    clients = current_app.extensions["idp.clients"]
-    if row.ended_at is None:
-        row.ended_at = int(time.time())
+def _session_ended(app: Flask, sso: SsoSession, reason: str) -> None:
+    """Listener of :data:`idp.core.sessions.session_ended`: revoke the session's grants (but
+    ``offline_access`` ones) and send each participating RP its back-channel logout token."""
+    row = sso
+    settings = app.extensions["idp.settings"]
+    clients = app.extensions["idp.clients"]
     account = db.session.get(Account, row.account_id)
     for grant in db.session.scalars(
         select(Grant).where(Grant.session_id == row.id, Grant.revoked_at.is_(None))
@@ -130,7 +130,6 @@ def end_sso(row: SsoSession, reason: str) -> None:
     audit.record(
         "logout", account_id=account.id if account else None, reason=reason, clients=len(participants)
     )
-    g.pop("sso", None)
 
 
 @bp.route("/logout", methods=["GET", "POST"])
@@ -169,4 +168,5 @@ def logout():
 
 def init_app(app: Flask) -> None:
     app.extensions["idp.oauth"].register_endpoint(EndSession)
+    session_ended.connect(_session_ended, app)
     app.register_blueprint(bp)

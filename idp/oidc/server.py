@@ -35,6 +35,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Flask, current_app
 from flask import request as flask_request
 from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
 from sqlalchemy import delete, update
 
 from idp.core.storage import Account, AuthorizationCode, Grant, RefreshToken, SsoSession, db, digest
@@ -456,7 +457,6 @@ class ClientAssertion(JWTBearerClientAssertion):
         return kv.add(f"jti:{claims['sub']}:{digest(str(jti))}", b"1", ttl)
 
     def resolve_client_public_key(self, client):
-        from joserfc.jwk import KeySet
 
         # A client registered for another method has no keys: refuse it here, before
         # any key import, rather than after checking a signature it cannot have made.

@@ -26,10 +26,11 @@ from wtforms.validators import DataRequired, Length
 from idp.accounts.users import find_by_username, normalize_username
 from idp.core import audit
 from idp.core.phones import mask_phone
-from idp.core.sessions import current_sso
-from idp.core.storage import Account, Consent, SsoSession, db
+from idp.core.sessions import current_sso, end_sso
+from idp.core.storage import Account, Consent, Grant, SsoSession, db
 from idp.login import actions, otp, totp
 from idp.login.actions import CodeForm, EmailForm, PhoneForm
+from idp.oidc.server import revoke_grant
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -126,14 +127,12 @@ def end_session(sid: str):
     target = db.session.get(SsoSession, sid)
     if target is None or target.account_id != account.id:
         abort(404)
-    from idp.oidc.logout import end_sso
 
     end_sso(target, reason="ended_by_user")
     return redirect(url_for("account.home"), 303)
 
 
 def end_other_sessions(account: Account, current: SsoSession, reason: str) -> int:
-    from idp.oidc.logout import end_sso
 
     others = db.session.scalars(
         select(SsoSession).where(
@@ -168,8 +167,6 @@ def revoke_app(client_id: str):
     row = db.session.get(Consent, (account.id, client_id))
     if row is not None:
         db.session.delete(row)
-        from idp.core.storage import Grant
-        from idp.oidc.server import revoke_grant
 
         for grant in db.session.scalars(
             select(Grant).where(Grant.account_id == account.id, Grant.client_id == client_id)

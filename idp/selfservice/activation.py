@@ -49,9 +49,15 @@ from idp.accounts.customers import (
     normalize_contract,
     read_csv_file,
 )
+from idp.accounts.users import find_by_username
 from idp.core import audit
 from idp.core.i18n import localized
+from idp.core.phones import PhoneError
 from idp.core.storage import Account, Customer, db
+from idp.login.chooser import METHOD_ENDPOINTS, method_choices
+from idp.login.completion import complete_login
+from idp.login.otp import normalize_number
+from idp.login.transaction import expired_page, load_tx, remember_tx, remembered_tx
 from idp.selfservice import challenge
 from idp.selfservice.registration import CodeForm, registration_settings
 
@@ -230,7 +236,6 @@ class IdentifierForm(FlaskForm):
 
 
 def _alternatives(tx_id: str) -> list[dict]:
-    from idp.login.password import METHOD_ENDPOINTS, method_choices
 
     tx, _ok = _load_tx(tx_id)
     return [
@@ -241,13 +246,11 @@ def _alternatives(tx_id: str) -> list[dict]:
 
 
 def _load_tx(tx_id: str):
-    from idp.login.password import load_tx
 
     return load_tx(tx_id)
 
 
 def _tx_id() -> str:
-    from idp.login.password import remembered_tx
 
     return remembered_tx("activation_tx")
 
@@ -261,8 +264,6 @@ def _attempt_key(kind: str, value: str) -> str:
 def activate():
     letter = registration_settings().letter
     if request.method == "GET":
-        from idp.login.password import remember_tx
-
         remember_tx("activation_tx")
     if not letter.enabled:
         message = localized(letter.disabled_message) or _(
@@ -343,8 +344,6 @@ def _check_letter(contract_raw: str, code: str) -> str | None:
 @bp.route("/activate/mobile", methods=["GET", "POST"])
 def activate_mobile():
     """Only when the record has no mobile number: the customer gives one, then confirms it."""
-    from idp.core.phones import PhoneError
-    from idp.login.otp import normalize_number
 
     state = session.get(ACTIVATION)
     if not isinstance(state, dict):
@@ -459,7 +458,6 @@ def _login_state_key(tx_id: str) -> str:
 
 def _method_gate(tx_id: str):
     """None when the contract login may be used here; the page to show otherwise."""
-    from idp.login.password import expired_page, method_choices
 
     tx, ok = _load_tx(tx_id)
     if not ok:
@@ -507,7 +505,6 @@ def start(tx_id: str):
 
 def _account_for(identifier: str) -> Account | None:
     """The account behind a contract number or a username, if it can receive the SMS code."""
-    from idp.accounts.users import find_by_username
 
     customer = customer_for_contract(identifier)
     account = None
@@ -522,7 +519,6 @@ def _account_for(identifier: str) -> Account | None:
 
 @bp.route("/login/<tx_id>/contract/code", methods=["GET", "POST"])
 def code(tx_id: str):
-    from idp.login.password import complete_login
 
     gate = _method_gate(tx_id)
     if gate is not None:

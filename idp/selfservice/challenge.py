@@ -29,6 +29,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from idp.core.phones import mask_phone
+from idp.login.otp import OtpError, check_code, send_code, settings
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,6 @@ def now() -> int:
 def _limits() -> tuple[int, int, int]:
     """(resend interval, sends, wrong codes): the ``[otp]`` policy, so that a flow
     whose start matched nothing stops exactly where a real one would."""
-    from idp.login.otp import settings
 
     otp = settings()
     return otp.resend_after, otp.max_resends + 1, otp.max_failures
@@ -103,7 +103,6 @@ def resend(key: str) -> str | None:
 
 def verify(key: str, code: str) -> tuple[bool, str | None]:
     """Check ``code``; (True, None) once, or (False, message). Too many wrong codes end the step."""
-    from idp.login.otp import OtpError, check_code
 
     state = get(key)
     if state is None:
@@ -166,7 +165,6 @@ def masked(state: dict[str, Any]) -> str | None:
 
 def _deliver(state: dict[str, Any]) -> None:
     """Send the code when a number is known; failures are audited (by :mod:`idp.otp`), never shown."""
-    from idp.login.otp import OtpError, send_code
 
     if state["phone"] is None:
         return

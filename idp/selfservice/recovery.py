@@ -32,9 +32,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
+from idp.accounts.customers import match_customer
 from idp.accounts.users import find_by_username
 from idp.core import audit
-from idp.core.storage import Account, Grant, SsoSession, db
+from idp.core.sessions import end_sso
+from idp.core.storage import Account, Customer, Grant, SsoSession, db
+from idp.login.transaction import remember_tx, remembered_tx
+from idp.oidc.server import revoke_grant
 from idp.selfservice import challenge
 from idp.selfservice.registration import CodeForm, IdentifyForm, check_password, registration_settings
 from idp.services.notify import external_url, send_email
@@ -69,13 +73,11 @@ class NewPasswordForm(FlaskForm):
 
 
 def _remember_tx() -> None:
-    from idp.login.password import remember_tx
 
     remember_tx("recovery_tx")
 
 
 def _login_url(endpoint: str = "login.password") -> str:
-    from idp.login.password import remembered_tx
 
     return url_for(endpoint, tx_id=remembered_tx("recovery_tx"))
 
@@ -205,8 +207,6 @@ def new_password():
 
 def _apply_reset(token_hash: str, account: Account, password: str) -> bool:
     """Use the token (once, atomically), set the password, end every session, tell the owner."""
-    from idp.oidc.logout import end_sso
-    from idp.oidc.server import revoke_grant
 
     now = challenge.now()
     used = db.session.execute(
@@ -280,7 +280,6 @@ def forgot_username():
 
 
 def _identify(form: IdentifyForm) -> None:
-    from idp.accounts.customers import match_customer
 
     customer = match_customer(form.card_number.data, form.birthdate.data)
     account = None
@@ -337,7 +336,6 @@ def username_code():
 
 
 def _send_username(state: dict) -> None:
-    from idp.core.storage import Customer
 
     account = db.session.get(Account, state["account_id"]) if state["account_id"] else None
     customer = (

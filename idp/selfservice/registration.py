@@ -29,6 +29,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
+from email_validator import EmailNotValidError, validate_email
 from flask import Blueprint, Flask, current_app, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
@@ -40,12 +41,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 from wtforms import BooleanField, DateField, EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from connectors.base import ConfigTable
+from connectors.config import ConfigTable
+from idp.accounts.customers import match_customer
 from idp.accounts.users import normalize_username
 from idp.core import audit
 from idp.core.i18n import localized
-from idp.core.settings import read_messages
+from idp.core.phones import PhoneError
 from idp.core.storage import Account, db
+from idp.login.otp import normalize_number
+from idp.login.transaction import remember_tx, remembered_tx
 from idp.selfservice import challenge
 from idp.services.notify import external_url, send_email
 
@@ -74,7 +78,7 @@ class LetterSettings:
     def from_table(cls, t: ConfigTable) -> LetterSettings:
         out = cls(
             enabled=t.bool("enabled", False),
-            disabled_message=read_messages(t, "disabled_message"),
+            disabled_message=t.messages("disabled_message"),
             code_ttl_days=t.int("code_ttl_days", 60, min=1, max=365),
             max_attempts=t.int("max_attempts", 5, min=1, max=100),
             lockout=t.int("lockout", 3600, min=60, max=30 * 86400),
@@ -128,7 +132,7 @@ class RegistrationSettings:
             mode=t.str("mode", "customer", choices=MODES),
             terms_version=terms_version or "2026-01",
             terms_url=terms_url,
-            disabled_message=read_messages(t, "disabled_message"),
+            disabled_message=t.messages("disabled_message"),
             link_ttl=t.int("link_ttl", 86400, min=300, max=7 * 86400),
             letter=LetterSettings.from_table(t.table("letter")),
             recovery=RecoverySettings.from_table(t.table("recovery")),
@@ -290,13 +294,11 @@ def _restart(message: str | None = None):
 
 
 def _remember_tx() -> None:
-    from idp.login.password import remember_tx
 
     remember_tx("registration_tx")
 
 
 def _login_url() -> str:
-    from idp.login.password import remembered_tx
 
     return url_for("login.choose", tx_id=remembered_tx("registration_tx"))
 
@@ -327,7 +329,6 @@ def start():
 
 
 def _identify_customer(form: IdentifyForm) -> None:
-    from idp.accounts.customers import match_customer
 
     customer = match_customer(form.card_number.data, form.birthdate.data)
     phone = customer.phone if customer is not None else None
@@ -351,8 +352,6 @@ def _identify_customer(form: IdentifyForm) -> None:
 
 
 def _identify_open(form: OpenIdentifyForm) -> str | None:
-    from idp.core.phones import PhoneError
-    from idp.login.otp import normalize_number
 
     try:
         phone = normalize_number(form.mobile.data)
@@ -484,7 +483,6 @@ def contact():
 
 
 def _valid_email(value: str | None) -> str | None:
-    from email_validator import EmailNotValidError, validate_email
 
     try:
         return validate_email((value or "").strip(), check_deliverability=False).normalized

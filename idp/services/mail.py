@@ -29,7 +29,7 @@ from typing import Any, Protocol, TextIO
 
 from email_validator import EmailNotValidError, validate_email
 
-from connectors.base import ConfigTable
+from connectors.config import ConfigTable
 from idp.services.outbox import Outbox, read_backend_tables
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from connectors.base import ConfigTable
+    from connectors.config import ConfigTable
 
 CHANNELS = ("sms", "email")
 T = TypeVar("T")

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from connectors.base import ConfigTable
+from connectors.config import ConfigTable
 from idp.core.phones import mask_phone
 from idp.services.outbox import Outbox, read_backend_tables
 

@@ -1,0 +1,29 @@
+"""The one table that maps a configuration name to its connector.
+
+``[connectors.<name>]`` in the provider file is read by ``settings.from_table``; the
+host opens ``connector`` with those settings and what the connector needs from it
+(an HTTP session, a clock, key material).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from connectors.eid import EidSettings, EidVerifier
+from connectors.itsme import ItsmeConnector, ItsmeSettings
+from connectors.password import LocalPasswordConnector
+
+
+@dataclass(frozen=True)
+class Registration:
+    kind: str  # "redirect" | "challenge" | "password" (the protocols of connectors.base)
+    connector: type
+    settings: Any = None  # a class with from_table(ConfigTable); None: nothing to configure
+
+
+CONNECTORS: dict[str, Registration] = {
+    "itsme": Registration("redirect", ItsmeConnector, ItsmeSettings),
+    "eid": Registration("challenge", EidVerifier, EidSettings),
+    "password": Registration("password", LocalPasswordConnector),
+}

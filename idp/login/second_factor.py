@@ -1,0 +1,226 @@
+"""The second step of a password (or contract-number) login: a one-time code by SMS to
+the account's stored, verified number (:mod:`idp.login.otp`), or from the authenticator
+app (:mod:`idp.login.totp`) — NIST SP 800-63B §5.1.3. The pending first factor lives in
+the server-side session, bound to the login transaction, and the session id changes at
+each step. Wrong and expired codes get the same answer.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+from flask import Blueprint, Flask, redirect, render_template, request, session, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_wtf import FlaskForm
+from wtforms import StringField
+from wtforms.validators import DataRequired, Length
+
+from idp.core import audit
+from idp.core.phones import mask_phone
+from idp.core.storage import Account
+from idp.login import otp, totp
+from idp.login.chooser import alternatives
+from idp.login.completion import complete_login
+from idp.login.lockout import locked_message, minutes
+from idp.login.transaction import (
+    drop_pending,
+    expired_page,
+    get_pending,
+    load_tx,
+    pending_account,
+    save_pending,
+    throttled,
+)
+
+bp = Blueprint("second_factor", __name__, url_prefix="/login")
+
+
+class CodeForm(FlaskForm):
+    code = StringField(validators=[DataRequired(), Length(max=16)])
+
+
+def start_second_factor(account: Account, *, tx_id: str, method: str, level: str, amr: list[str]):
+    """The first factor succeeded: on to the SMS code (or the authenticator app).
+
+    Other first factors (the contract number) can use this too. An account
+    with neither a verified mobile number nor an authenticator app cannot end
+    this login: binding a first number on the strength of a password alone
+    would let whoever has the password choose the second factor. The page
+    points to itsme / eID (after which a number can be added) and to
+    customer service.
+    """
+    session.regenerate()
+    if not account.phone_verified and not account.totp_secret:
+        tx, _ok = load_tx(tx_id)
+        audit.record("login", "failure", account_id=account.id, method=method, reason="no_second_factor")
+        return render_template(
+            "login/no_second_factor.html", tx_id=tx_id, alternatives=alternatives(tx, tx_id)
+        ), 403
+    pending = {
+        "account": account.id,
+        "at": int(time.time()),
+        "stage": "second_factor",
+        "binding": secrets.token_urlsafe(16),
+        "first": {"method": method, "level": level, "amr": list(amr)},
+        "error": None,
+    }
+    if account.phone_verified and account.phone:
+        pending["error"] = send_login_code(account, pending["binding"])
+        save_pending(tx_id, pending)
+        return redirect(url_for("second_factor.code", tx_id=tx_id), 303)
+    save_pending(tx_id, pending)
+    return redirect(url_for("second_factor.app_code", tx_id=tx_id), 303)
+
+
+def send_login_code(account: Account, binding: str) -> str | None:
+    """Send the login code; the error code when it could not be sent."""
+    try:
+        otp.send_code(
+            purpose="login",
+            binding=binding,
+            phone=account.phone,
+            account_id=account.id,
+            lang=account.locale or str(get_locale()),
+        )
+    except otp.OtpError as exc:
+        return exc.code
+    return None
+
+
+def send_error_message(code: str | None, retry_after: int | None = None) -> str | None:
+    messages = {
+        "delivery_refused": _(
+            "We could not send an SMS to your number. Please log in with itsme, your eID "
+            "card or your authenticator app, or contact us."
+        ),
+        "delivery_unavailable": _(
+            "The SMS service is not answering right now. Ask for a new code in a moment, "
+            "or log in with itsme, your eID card or your authenticator app."
+        ),
+        "cap_reached": _(
+            "We have sent too many codes for now. Please try again later, or log in with itsme, "
+            "your eID card or your authenticator app."
+        ),
+        "too_many_resends": _(
+            "You cannot ask for more codes for this login. Start again, or log in with itsme, "
+            "your eID card or your authenticator app."
+        ),
+        "resend_too_soon": _("Please wait a little before asking for a new code."),
+    }
+    return messages.get(code) if code else None
+
+
+@bp.route("/<tx_id>/code", methods=["GET", "POST"])
+def code(tx_id: str):
+    tx, ok = load_tx(tx_id)
+    pending = get_pending(tx_id)
+    account = pending_account(pending)
+    if not ok or account is None or pending["stage"] != "second_factor":
+        return expired_page()
+    form = CodeForm()
+    error, status = send_error_message(pending.get("error")), 200
+    if error:
+        pending["error"] = None
+        save_pending(tx_id, pending)
+    if form.validate_on_submit():
+        if throttled("code"):
+            error, status = _("Too many attempts from your network. Please wait a minute and try again."), 429
+        else:
+            try:
+                otp.check_code(
+                    purpose="login", binding=pending["binding"], code=form.code.data, account_id=account.id
+                )
+            except otp.OtpError as exc:
+                error, status = code_error(exc.code, exc.retry_after), (429 if exc.code == "locked" else 400)
+            else:
+                return second_factor_done(account, tx_id, pending, "sms")
+    elif request.method == "POST":
+        error, status = _("Please type the code from the SMS."), 400
+    wait = otp.resend_wait("login", pending["binding"])
+    return render_template(
+        "login/code.html",
+        form=form,
+        tx_id=tx_id,
+        error=error,
+        phone=mask_phone(account.phone or ""),
+        resend_wait=wait,
+        resends_left=otp.resends_left("login", pending["binding"]),
+        has_app=bool(account.totp_secret),
+        alternatives=alternatives(tx, tx_id),
+        ttl_minutes=minutes(otp.settings().code_ttl),
+    ), status
+
+
+def code_error(code: str, retry_after: int | None) -> str:
+    if code == "locked":
+        return locked_message(retry_after or 60)
+    # Wrong and expired codes get the same answer.
+    return _("This code is not correct or no longer valid. Check the SMS or ask for a new code.")
+
+
+@bp.route("/<tx_id>/code/resend", methods=["POST"])
+def resend(tx_id: str):
+    pending = get_pending(tx_id)
+    account = pending_account(pending)
+    form = FlaskForm()
+    if account is None or pending["stage"] != "second_factor" or not form.validate_on_submit():
+        return expired_page()
+    if not account.phone_verified:
+        return redirect(url_for("second_factor.app_code", tx_id=tx_id), 303)
+    pending["error"] = send_login_code(account, pending["binding"])
+    save_pending(tx_id, pending)
+    return redirect(url_for("second_factor.code", tx_id=tx_id), 303)
+
+
+@bp.route("/<tx_id>/app", methods=["GET", "POST"])
+def app_code(tx_id: str):
+    tx, ok = load_tx(tx_id)
+    pending = get_pending(tx_id)
+    account = pending_account(pending)
+    if not ok or account is None or pending["stage"] != "second_factor" or not account.totp_secret:
+        return expired_page()
+    form = CodeForm()
+    error, status = None, 200
+    if form.validate_on_submit():
+        if throttled("code"):
+            error, status = _("Too many attempts from your network. Please wait a minute and try again."), 429
+        else:
+            try:
+                totp.verify(account, form.code.data)
+            except totp.TotpError as exc:
+                if exc.code == "locked":
+                    error, status = locked_message(exc.retry_after or 60), 429
+                else:
+                    error, status = _("This code is not correct. Type the code your app shows now."), 400
+            else:
+                return second_factor_done(account, tx_id, pending, "totp")
+    elif request.method == "POST":
+        error, status = _("Please type the code from your authenticator app."), 400
+    return render_template(
+        "login/app.html",
+        form=form,
+        tx_id=tx_id,
+        error=error,
+        has_phone=bool(account.phone_verified and account.phone),
+        alternatives=alternatives(tx, tx_id),
+    ), status
+
+
+def second_factor_done(account: Account, tx_id: str, pending: dict, factor: str):
+    first = pending["first"]
+    drop_pending(tx_id)
+    amr = [*first["amr"], "sms" if factor == "sms" else "otp", "mfa"]
+    return complete_login(
+        account,
+        level=first["level"],
+        methods=[first["method"], factor],
+        amr=amr,
+        tx_id=tx_id,
+        method=first["method"],
+    )
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
