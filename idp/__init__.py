@@ -20,7 +20,7 @@ from idp.core import audit, errors, i18n, kv, security, sessions, storage
 from idp.core.settings import Settings
 from idp.login import actions, eid, itsme, password, second_factor
 from idp.oidc import authorize, clients, discovery, keys, logout, server, token, userinfo
-from idp.selfservice import account, activation, recovery, registration
+from idp.selfservice import account, activation, contract_login, recovery, registration
 from idp.services import backends
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ PARTS = (
     registration,
     recovery,
     activation,
+    contract_login,
 )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from idp.accounts.passwords import PasswordSettings
 from idp.core.settings import Section, Settings, load_settings
 from idp.login.otp import OtpSettings
-from idp.selfservice.registration import RegistrationSettings
+from idp.selfservice.rules import RegistrationSettings
 from idp.services.mail import MailSettings
 from idp.services.sms import SmsSettings
 

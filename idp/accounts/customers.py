@@ -28,13 +28,12 @@ import click
 from email_validator import EmailNotValidError, validate_email
 from flask import Flask
 from flask.cli import AppGroup
-from sqlalchemy import ForeignKey, String, delete, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import delete, select
 
 from idp.core import audit
 from idp.core.hashing import card_number_hash, national_number_hash
 from idp.core.phones import PhoneError, normalize_phone
-from idp.core.storage import Customer, db
+from idp.core.storage import Customer, CustomerContract, db
 
 COLUMNS = (
     "customer_number",
@@ -50,14 +49,6 @@ COLUMNS = (
 CONTRACT_SEPARATOR = "|"
 _CUSTOMER_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
 _CONTRACT = re.compile(r"^[A-Z0-9][A-Z0-9./-]{0,63}$")
-
-
-class CustomerContract(db.Model):
-    """Which customer holds a contract number (one customer per contract)."""
-
-    __tablename__ = "customer_contracts"
-    contract_number: Mapped[str] = mapped_column(String(64), primary_key=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
 
 
 class CsvFileError(Exception):
@@ -353,7 +344,6 @@ def import_customers(text: str, delimiter: str = ",") -> ImportResult:
                 created += 1
             customer.card_number_hash = row.card_hash
             customer.card_last4 = row.card_last4
-            customer.contract_numbers = list(row.contracts)
             customer.given_name = row.given_name
             customer.family_name = row.family_name
             customer.birthdate = row.birthdate

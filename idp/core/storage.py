@@ -34,7 +34,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.exc import InvalidatePoolError
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,6 @@ class Account(db.Model):
     terms_version: Mapped[str | None] = mapped_column(String(32))
     totp_secret: Mapped[str | None] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(16), default="active")
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[int] = mapped_column(BigInteger, default=utcnow)
     updated_at: Mapped[int] = mapped_column(BigInteger, default=utcnow, onupdate=utcnow)
 
@@ -100,7 +98,6 @@ class Customer(db.Model):
     customer_number: Mapped[str] = mapped_column(String(64), unique=True)
     card_number_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     card_last4: Mapped[str | None] = mapped_column(String(4))
-    contract_numbers: Mapped[list] = mapped_column(JSON, default=list)
     given_name: Mapped[str | None] = mapped_column(String(200))
     family_name: Mapped[str | None] = mapped_column(String(200))
     birthdate: Mapped[str | None] = mapped_column(String(10))
@@ -109,6 +106,21 @@ class Customer(db.Model):
     national_number_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[int] = mapped_column(BigInteger, default=utcnow)
     updated_at: Mapped[int] = mapped_column(BigInteger, default=utcnow, onupdate=utcnow)
+    contracts: Mapped[list[CustomerContract]] = relationship(
+        order_by="CustomerContract.contract_number", lazy="selectin", viewonly=True
+    )
+
+    @property
+    def contract_numbers(self) -> list[str]:
+        return [c.contract_number for c in self.contracts]
+
+
+class CustomerContract(db.Model):
+    """Which customer holds a contract number (one customer per contract)."""
+
+    __tablename__ = "customer_contracts"
+    contract_number: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
 
 
 class FederatedIdentity(db.Model):

@@ -41,7 +41,6 @@ from idp.services.sms import SmsDeliveryError
 log = logging.getLogger(__name__)
 bp = Blueprint("actions", __name__, url_prefix="/login")
 
-ORDER = ("password", "email", "phone", "terms")
 EMAIL_LINK_TTL = 86400
 
 

@@ -12,6 +12,7 @@ Every change is audited.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 
@@ -38,10 +39,6 @@ RECENT_LOGIN = 600
 STRONG_METHODS = ("itsme", "eid")
 
 
-def require_login():
-    return current_sso()
-
-
 def recent_full_login(row: SsoSession) -> bool:
     now = int(time.time())
     strong = "mfa" in (row.amr or []) or bool(set(row.methods or []) & set(STRONG_METHODS))
@@ -59,17 +56,41 @@ def _guard(fresh: bool = True):
     return None, redirect(url_for("login.choose", tx_id="-"), 303 if request.method == "POST" else 302)
 
 
+def login_required(fresh: bool = True, form_post: bool = False):
+    """flaskr's ``login_required`` for the account pages: the view gets ``(row, account)``
+    of the live SSO session before its URL arguments.
+
+    ``fresh`` pages (changing a password, username, number, e-mail) need a recent full
+    login, else the person logs in again and comes back. A ``form_post`` action answers
+    400 without a session instead of sending the browser to log in.
+    """
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapped(**kwargs):
+            if form_post:
+                sso = current_sso()
+                if sso is None:
+                    abort(400)
+            else:
+                sso, back = _guard(fresh)
+                if back:
+                    return back
+            return view(*sso, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
 def _csrf_or_400() -> None:
     if not FlaskForm().validate_on_submit():
         abort(400)
 
 
 @bp.route("/")
-def home():
-    sso, back = _guard(fresh=False)
-    if back:
-        return back
-    row, account = sso
+@login_required(fresh=False)
+def home(row: SsoSession, account: Account):
     now = int(time.time())
     sessions = db.session.scalars(
         select(SsoSession)
@@ -118,12 +139,9 @@ def _done(notice: str):
 
 
 @bp.route("/sessions/<sid>/end", methods=["POST"])
-def end_session(sid: str):
-    sso = require_login()
-    form = FlaskForm()
-    if sso is None or not form.validate_on_submit():
-        abort(400)
-    _row, account = sso
+@login_required(form_post=True)
+def end_session(_row: SsoSession, account: Account, sid: str):
+    _csrf_or_400()
     target = db.session.get(SsoSession, sid)
     if target is None or target.account_id != account.id:
         abort(404)
@@ -147,23 +165,17 @@ def end_other_sessions(account: Account, current: SsoSession, reason: str) -> in
 
 
 @bp.route("/sessions/end-others", methods=["POST"])
-def end_others():
-    sso = require_login()
-    if sso is None:
-        abort(400)
+@login_required(form_post=True)
+def end_others(row: SsoSession, account: Account):
     _csrf_or_400()
-    row, account = sso
     end_other_sessions(account, row, "ended_by_user")
     return _done("others_ended")
 
 
 @bp.route("/apps/<client_id>/revoke", methods=["POST"])
-def revoke_app(client_id: str):
-    sso = require_login()
-    form = FlaskForm()
-    if sso is None or not form.validate_on_submit():
-        abort(400)
-    _row, account = sso
+@login_required(form_post=True)
+def revoke_app(_row: SsoSession, account: Account, client_id: str):
+    _csrf_or_400()
     row = db.session.get(Consent, (account.id, client_id))
     if row is not None:
         db.session.delete(row)
@@ -190,11 +202,8 @@ class ChangePasswordForm(FlaskForm):
 
 
 @bp.route("/password", methods=["GET", "POST"])
-def password():
-    sso, back = _guard()
-    if back:
-        return back
-    row, account = sso
+@login_required()
+def password(row: SsoSession, account: Account):
     form = ChangePasswordForm()
     errors: list[str] = []
     if form.validate_on_submit():
@@ -238,11 +247,8 @@ def username_problem(account: Account, wanted: str) -> str | None:
 
 
 @bp.route("/username", methods=["GET", "POST"])
-def username():
-    sso, back = _guard()
-    if back:
-        return back
-    _row, account = sso
+@login_required()
+def username(_row: SsoSession, account: Account):
     form = UsernameForm()
     if request.method == "GET":
         form.username.data = account.username
@@ -275,11 +281,8 @@ def username():
 
 
 @bp.route("/phone", methods=["GET", "POST"])
-def phone():
-    sso, back = _guard()
-    if back:
-        return back
-    _row, account = sso
+@login_required()
+def phone(_row: SsoSession, account: Account):
     form = PhoneForm()
     error = None
     if form.validate_on_submit():
@@ -301,11 +304,8 @@ def phone():
 
 
 @bp.route("/phone/code", methods=["GET", "POST"])
-def phone_code():
-    sso, back = _guard()
-    if back:
-        return back
-    _row, account = sso
+@login_required()
+def phone_code(_row: SsoSession, account: Account):
     number, base = session.get("phone_change"), session.get("phone_change_binding")
     if not number or not base:
         return redirect(url_for("account.phone"), 303)
@@ -322,11 +322,8 @@ def phone_code():
 
 
 @bp.route("/email", methods=["GET", "POST"])
-def email():
-    sso, back = _guard()
-    if back:
-        return back
-    _row, account = sso
+@login_required()
+def email(_row: SsoSession, account: Account):
     form = EmailForm()
     error = None
     if form.validate_on_submit():
@@ -371,11 +368,8 @@ def confirm_email(token: str):
 
 
 @bp.route("/app", methods=["GET", "POST"])
-def authenticator():
-    sso, back = _guard()
-    if back:
-        return back
-    _row, account = sso
+@login_required()
+def authenticator(_row: SsoSession, account: Account):
     form = CodeForm()
     error, status = None, 200
     secret = session.get("totp_enrol")

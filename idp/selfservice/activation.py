@@ -49,20 +49,19 @@ from idp.accounts.customers import (
     normalize_contract,
     read_csv_file,
 )
-from idp.accounts.users import find_by_username
 from idp.core import audit
 from idp.core.i18n import localized
 from idp.core.phones import PhoneError
 from idp.core.storage import Account, Customer, db
 from idp.login.chooser import METHOD_ENDPOINTS, method_choices
-from idp.login.completion import complete_login
 from idp.login.otp import normalize_number
-from idp.login.transaction import expired_page, load_tx, remember_tx, remembered_tx
+from idp.login.transaction import load_tx, remember_tx, remembered_tx
 from idp.selfservice import challenge
-from idp.selfservice.registration import CodeForm, registration_settings
+from idp.selfservice.forms import CodeForm
+from idp.selfservice.rules import registration_settings
 
 log = logging.getLogger(__name__)
-bp = Blueprint("contract", __name__)
+bp = Blueprint("activation", __name__)
 
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 CODE_LENGTH = 12
@@ -231,13 +230,9 @@ class MobileForm(FlaskForm):
     mobile = StringField(validators=[DataRequired(), Length(max=40)])
 
 
-class IdentifierForm(FlaskForm):
-    identifier = StringField(validators=[DataRequired(), Length(max=128)])
+def login_alternatives(tx_id: str) -> list[dict]:
 
-
-def _alternatives(tx_id: str) -> list[dict]:
-
-    tx, _ok = _load_tx(tx_id)
+    tx, _ok = load_login_tx(tx_id)
     return [
         {"name": c["name"], "url": url_for(METHOD_ENDPOINTS[c["name"]], tx_id=tx_id)}
         for c in method_choices(tx)
@@ -245,7 +240,7 @@ def _alternatives(tx_id: str) -> list[dict]:
     ]
 
 
-def _load_tx(tx_id: str):
+def load_login_tx(tx_id: str):
 
     return load_tx(tx_id)
 
@@ -270,7 +265,7 @@ def activate():
             "This step is no longer available. Please register with itsme® or eID."
         )
         return render_template(
-            "activation/disabled.html", message=message, alternatives=_alternatives(_tx_id())
+            "activation/disabled.html", message=message, alternatives=login_alternatives(_tx_id())
         ), 403
     form = ActivateForm()
     error = None
@@ -279,7 +274,7 @@ def activate():
         if error is None:
             pending_mobile = (session.get(ACTIVATION) or {}).get("pending_mobile")
             return redirect(
-                url_for("contract.activate_mobile" if pending_mobile else "contract.activate_code"), 303
+                url_for("activation.activate_mobile" if pending_mobile else "activation.activate_code"), 303
             )
     elif request.method == "POST":
         error = _("Please enter your contract number and your activation code.")
@@ -349,7 +344,7 @@ def activate_mobile():
     if not isinstance(state, dict):
         return _expired()
     if not state.get("pending_mobile"):
-        return redirect(url_for("contract.activate_code"), 303)
+        return redirect(url_for("activation.activate_code"), 303)
     form = MobileForm()
     error = None
     if form.validate_on_submit():
@@ -366,7 +361,7 @@ def activate_mobile():
                 data=state["data"],
                 flow="activation",
             )
-            return redirect(url_for("contract.activate_code"), 303)
+            return redirect(url_for("activation.activate_code"), 303)
     return render_template("activation/mobile.html", form=form, error=error), (400 if error else 200)
 
 
@@ -439,129 +434,12 @@ def _complete_activation(state: dict):
         created = False
     db.session.commit()
     audit.record("activation", account_id=account.id, method="contract", account_created=created)
-    return redirect(url_for("contract.activated"), 303)
+    return redirect(url_for("activation.activated"), 303)
 
 
 @bp.route("/activate/done")
 def activated():
     return render_template("activation/done.html", login_url=url_for("contract.start", tx_id=_tx_id()))
-
-
-# ---------------------------------------------------------------------------
-# The contract-number login
-# ---------------------------------------------------------------------------
-
-
-def _login_state_key(tx_id: str) -> str:
-    return f"contract_login:{tx_id}"
-
-
-def _method_gate(tx_id: str):
-    """None when the contract login may be used here; the page to show otherwise."""
-
-    tx, ok = _load_tx(tx_id)
-    if not ok:
-        return expired_page()
-    method = current_app.extensions["idp.settings"].methods["contract"]
-    if not method.enabled:
-        message = localized(method.disabled_message) or _(
-            "This option is no longer available. Log in easily and securely with itsme® or eID."
-        )
-        return render_template(
-            "activation/disabled.html", message=message, alternatives=_alternatives(tx_id)
-        ), 403
-    if not any(c["name"] == "contract" and c["enabled"] for c in method_choices(tx)):
-        return redirect(url_for("login.choose", tx_id=tx_id), 303)
-    return None
-
-
-@bp.route("/login/<tx_id>/contract", methods=["GET", "POST"])
-def start(tx_id: str):
-    gate = _method_gate(tx_id)
-    if gate is not None:
-        return gate
-    form = IdentifierForm()
-    error = None
-    if form.validate_on_submit():
-        started = time.monotonic()
-        account = _account_for(form.identifier.data)
-        phone = account.phone if account is not None else None
-        challenge.start(
-            _login_state_key(tx_id),
-            purpose="contract_login",
-            phone=phone,
-            account_id=account.id if account else None,
-            flow="contract_login",
-        )
-        challenge.equalize(started)
-        return redirect(url_for("contract.code", tx_id=tx_id), 303)
-    if request.method == "POST":
-        error = _("Please enter your contract number or your username.")
-    letter = registration_settings().letter
-    return render_template(
-        "activation/login.html", form=form, tx_id=tx_id, error=error, letter_enabled=letter.enabled
-    ), (400 if error else 200)
-
-
-def _account_for(identifier: str) -> Account | None:
-    """The account behind a contract number or a username, if it can receive the SMS code."""
-
-    customer = customer_for_contract(identifier)
-    account = None
-    if customer is not None:
-        account = db.session.scalar(select(Account).where(Account.customer_id == customer.id))
-    if account is None:
-        account = find_by_username(identifier)
-    if account is None or account.status != "active" or not (account.phone and account.phone_verified):
-        return None
-    return account
-
-
-@bp.route("/login/<tx_id>/contract/code", methods=["GET", "POST"])
-def code(tx_id: str):
-
-    gate = _method_gate(tx_id)
-    if gate is not None:
-        return gate
-    key = _login_state_key(tx_id)
-    state = challenge.get(key)
-    if state is None:
-        return redirect(url_for("contract.start", tx_id=tx_id), 303)
-    form = CodeForm()
-    error = notice = None
-    tx, _ok = _load_tx(tx_id)
-    client_id = tx["client_id"] if tx else None
-    if form.validate_on_submit():
-        answer = challenge.answer_code(key, form.code.data)
-        error, notice = answer.error, answer.notice
-        if answer.verified:
-            challenge.drop(key)
-            account = db.session.get(Account, state["account_id"])
-            if account is not None and account.status == "active":
-                level = current_app.extensions["idp.settings"].methods["contract"].level
-                return complete_login(
-                    account,
-                    level=level,
-                    methods=["contract", "sms"],
-                    amr=["sms"],
-                    tx_id=tx_id,
-                    method="contract",
-                )
-            error = _("This step has expired. Please start again.")
-        if not answer.resent:
-            audit.record(
-                "login", "failure", account_id=state["account_id"], client_id=client_id, method="contract"
-            )
-            if challenge.get(key) is None:
-                return render_template("error.html", title=_("Log in"), message=error), 400
-    return render_template(
-        "activation/login_code.html",
-        form=form,
-        tx_id=tx_id,
-        error=error,
-        notice=notice,
-        alternatives=_alternatives(tx_id),
-    ), (400 if error else 200)
 
 
 def init_app(app: Flask) -> None:

@@ -40,7 +40,8 @@ from idp.core.storage import Account, Customer, Grant, SsoSession, db
 from idp.login.transaction import remember_tx, remembered_tx
 from idp.oidc.server import revoke_grant
 from idp.selfservice import challenge
-from idp.selfservice.registration import CodeForm, IdentifyForm, check_password, registration_settings
+from idp.selfservice.forms import CodeForm, IdentifyForm
+from idp.selfservice.rules import check_password, registration_settings
 from idp.services.notify import external_url, send_email
 
 log = logging.getLogger(__name__)
