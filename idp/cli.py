@@ -30,7 +30,7 @@ from idp.connectors_admin import rotate_itsme_keys
 from idp.core import audit
 from idp.core.phones import PhoneError, mask_phone
 from idp.core.storage import AuditEvent, SigningKey, db, upgrade
-from idp.login import actions, lockout, otp
+from idp.login import contacts, lockout, otp
 
 
 def _create_app():
@@ -253,7 +253,7 @@ def users_set_phone(username, number):
         click.echo(f"error: mobile number: {exc.code}", err=True)
         sys.exit(1)
     with _request_context():
-        actions.set_phone(account, e164, actor="support")
+        contacts.set_phone(account, e164, actor="support")
     click.echo(f"{account.username}: mobile number is now {mask_phone(e164)}")
 
 
@@ -268,14 +268,14 @@ def users_set_email(username, email, verified):
     account = _user_or_exit(username)
     with _request_context():
         try:
-            address = actions.validate_email_address(email)
+            address = contacts.validate_email_address(email)
         except ValueError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
         if verified:
-            actions.set_email(account, address, actor="support")
+            contacts.set_email(account, address, actor="support")
             click.echo(f"{account.username}: e-mail address is now {address}")
-        elif actions.send_email_link(account, address, change=True):
+        elif contacts.send_email_link(account, address, change=True):
             click.echo(f"{account.username}: confirmation link sent to {address}")
         else:
             click.echo("error: the e-mail could not be sent", err=True)

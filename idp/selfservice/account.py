@@ -29,8 +29,8 @@ from idp.core import audit
 from idp.core.phones import mask_phone
 from idp.core.sessions import current_sso, end_sso
 from idp.core.storage import Account, Consent, Grant, SsoSession, db
-from idp.login import actions, otp, totp
-from idp.login.actions import CodeForm, EmailForm, PhoneForm
+from idp.login import actions, contacts, otp, totp
+from idp.login.contacts import CodeForm, EmailForm, PhoneForm
 from idp.oidc.server import revoke_grant
 
 bp = Blueprint("account", __name__, url_prefix="/account")
@@ -214,9 +214,9 @@ def password(row: SsoSession, account: Account):
         elif form.password.data != form.confirm.data:
             errors = [_("The two new passwords are not the same.")]
         else:
-            errors = actions.password_problems(account, form.password.data)
+            errors = contacts.password_problems(account, form.password.data)
         if not errors:
-            actions.set_password(account, form.password.data, reason="user")
+            contacts.set_password(account, form.password.data, reason="user")
             if form.end_others.data:
                 end_other_sessions(account, row, "password_changed")
                 return _done("password_others")
@@ -268,7 +268,7 @@ def username(_row: SsoSession, account: Account):
             else:
                 audit.record("username_changed", account_id=account.id)
                 if old != wanted:
-                    actions.notify_email(account, "account_username_changed", username=wanted)
+                    contacts.notify_email(account, "account_username_changed", username=wanted)
                 return _done("username")
     elif request.method == "POST":
         error = _("Please type a username.")
@@ -287,7 +287,7 @@ def phone(_row: SsoSession, account: Account):
     error = None
     if form.validate_on_submit():
         base = session.get("phone_change_binding") or secrets.token_urlsafe(16)
-        number, error = actions.send_new_phone_code(account, form.phone.data, base)
+        number, error = contacts.send_new_phone_code(account, form.phone.data, base)
         if number is not None:
             session["phone_change_binding"] = base
             session["phone_change"] = number
@@ -310,12 +310,12 @@ def phone_code(_row: SsoSession, account: Account):
     if not number or not base:
         return redirect(url_for("account.phone"), 303)
     form = CodeForm()
-    confirmed, error, status = actions.phone_code_step(account, number, base, form)
+    confirmed, error, status = contacts.phone_code_step(account, number, base, form)
     if confirmed:
         session.pop("phone_change", None)
         session.pop("phone_change_binding", None)
         return _done("phone")
-    wait = otp.resend_wait("verify_phone", actions.phone_binding(base, number))
+    wait = otp.resend_wait("verify_phone", contacts.phone_binding(base, number))
     return render_template(
         "account/phone_code.html", form=form, error=error, phone=mask_phone(number), resend_wait=wait
     ), status
@@ -328,13 +328,13 @@ def email(_row: SsoSession, account: Account):
     error = None
     if form.validate_on_submit():
         try:
-            address = actions.email_typed_twice(form.email.data, form.confirm.data)
+            address = contacts.email_typed_twice(form.email.data, form.confirm.data)
         except ValueError as exc:
             error = str(exc)
         else:
             if account.email_verified and (account.email or "").casefold() == address.casefold():
                 error = _("This is already your e-mail address.")
-            elif actions.send_email_link(account, address, change=True):
+            elif contacts.send_email_link(account, address, change=True):
                 return _done("email_sent")
             else:
                 error = _("We could not send an e-mail to this address. Check it, or try again later.")
@@ -352,7 +352,7 @@ def confirm_email(token: str):
     if request.method == "POST":
         if not form.validate_on_submit():
             abort(400)
-        account = actions.confirm_email(token)
+        account = contacts.confirm_email(token)
         if account is None:
             return render_template("account/email_confirmed.html", ok=False), 400
         tx_id = actions.pending_for_account(account.id)
@@ -383,7 +383,7 @@ def authenticator(_row: SsoSession, account: Account):
             account.totp_secret = None
             db.session.commit()
             audit.record("totp_removed", account_id=account.id)
-            actions.notify_email(account, "account_totp_changed", enrolled=False)
+            contacts.notify_email(account, "account_totp_changed", enrolled=False)
         return _done("totp_off")
     elif form.validate_on_submit() and secret:
         if totp.check_secret(secret, form.code.data, account.id):
@@ -391,7 +391,7 @@ def authenticator(_row: SsoSession, account: Account):
             db.session.commit()
             session.pop("totp_enrol", None)
             audit.record("totp_enrolled", account_id=account.id)
-            actions.notify_email(account, "account_totp_changed", enrolled=True)
+            contacts.notify_email(account, "account_totp_changed", enrolled=True)
             return _done("totp_on")
         error, status = _("This code is not correct. Type the code your app shows now."), 400
     qr = uri = None
