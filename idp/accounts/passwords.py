@@ -166,6 +166,12 @@ class Passwords:
         except (InvalidHashError, ValueError):
             return True
 
+    def current_prefix(self) -> str:
+        """How every hash that needs no re-hash begins (Argon2id with this provider's parameters)."""
+        s = self.settings
+        version = argon2.low_level.ARGON2_VERSION
+        return f"$argon2id$v={version}$m={s.memory_cost},t={s.time_cost},p={s.parallelism}$"
+
     def _burn(self, password: str) -> None:
         if self._dummy is None:
             self._dummy = self._hasher.hash(secrets.token_urlsafe(16))

@@ -36,6 +36,7 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from connectors.base import level_rank
+from idp.accounts import origins
 from idp.accounts.users import normalize_username
 from idp.core import audit
 from idp.core.i18n import localized
@@ -509,14 +510,16 @@ def finish_login(
 def authenticate_password(username: str, password: str) -> Account | None:
     """The account if the password is right; the same work is done when it is not."""
     passwords = current_app.extensions["idp.passwords"]
-    norm = (username or "").strip().casefold()
+    norm = normalize_username(username)
     account = db.session.scalar(select(Account).where(Account.username_norm == norm))
     stored = account.password_hash if account is not None and account.status == "active" else None
     if not passwords.verify(stored, password):
         return None
+    # A hash brought from the old system becomes Argon2id in the login's own transaction.
     if passwords.needs_rehash(stored):
         account.password_hash = passwords.hash(password)
-        db.session.commit()
+    origins.note_login(account)
+    db.session.commit()
     return account
 
 
