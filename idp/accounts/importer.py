@@ -84,7 +84,7 @@ class ImportResult:
 
 
 @dataclass
-class _Row:
+class Row:
     line: int
     norm: str
     values: dict[str, Any]
@@ -93,7 +93,7 @@ class _Row:
 
 
 @dataclass
-class _Problems:
+class Problems:
     items: list[tuple[int, str]] = field(default_factory=list)
 
     def add(self, line: int, name: str, reason: str) -> None:
@@ -114,7 +114,7 @@ def records(text: str, fmt: str) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _jsonl_records(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    problems = _Problems()
+    problems = Problems()
     for number, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
             continue
@@ -176,7 +176,7 @@ def _csv_records(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
 # ---------------------------------------------------------------------------
 
 
-def _text(obj: dict, name: str, problems: _Problems, line: int, limit: int) -> str | None:
+def _text(obj: dict, name: str, problems: Problems, line: int, limit: int) -> str | None:
     value = obj.get(name)
     if value is None:
         return None
@@ -190,7 +190,7 @@ def _text(obj: dict, name: str, problems: _Problems, line: int, limit: int) -> s
     return value or None
 
 
-def _flag(obj: dict, name: str, problems: _Problems, line: int) -> bool:
+def _flag(obj: dict, name: str, problems: Problems, line: int) -> bool:
     value = obj.get(name, False)
     if isinstance(value, bool):
         return value
@@ -200,7 +200,7 @@ def _flag(obj: dict, name: str, problems: _Problems, line: int) -> bool:
     return False
 
 
-def check_record(line: int, obj: dict, problems: _Problems, *, allow_weak: bool, region: str) -> _Row | None:
+def check_record(line: int, obj: dict, problems: Problems, *, allow_weak: bool, region: str) -> Row | None:
     """The account values of one record, or None after adding its problems."""
     before = len(problems.items)
     username = _text(obj, "username", problems, line, 64)
@@ -238,7 +238,7 @@ def check_record(line: int, obj: dict, problems: _Problems, *, allow_weak: bool,
     customer_number = _text(obj, "customer_number", problems, line, 64)
     if len(problems.items) > before:
         return None
-    return _Row(
+    return Row(
         line=line,
         norm=normalize_username(username),
         values={
@@ -256,10 +256,10 @@ def check_record(line: int, obj: dict, problems: _Problems, *, allow_weak: bool,
     )
 
 
-def check_file(text: str, fmt: str, *, allow_weak: bool, region: str = "BE") -> list[_Row]:
+def check_file(text: str, fmt: str, *, allow_weak: bool, region: str = "BE") -> list[Row]:
     """Every account of the file, or :class:`AccountImportError` with every problem found."""
-    problems = _Problems()
-    rows: list[_Row] = []
+    problems = Problems()
+    rows: list[Row] = []
     seen: dict[str, int] = {}
     try:
         for line, obj in records(text, fmt):
@@ -290,14 +290,21 @@ def _chunks(items: list, size: int = BATCH) -> Iterator[list]:
         yield items[i : i + size]
 
 
-def _link_customers(rows: list[_Row]) -> None:
+def customer_id(number: str | None) -> int | None:
+    """The id of the customer with this number, or None."""
+    if not number:
+        return None
+    return db.session.scalar(select(Customer.id).where(Customer.customer_number == number))
+
+
+def _link_customers(rows: list[Row]) -> None:
     """Resolve customer numbers to customer ids; unknown numbers are problems."""
     wanted = sorted({r.customer_number for r in rows if r.customer_number})
     ids: dict[str, int] = {}
     for chunk in _chunks(wanted):
         stmt = select(Customer.customer_number, Customer.id).where(Customer.customer_number.in_(chunk))
         ids.update({number: cid for number, cid in db.session.execute(stmt)})
-    problems = _Problems()
+    problems = Problems()
     for row in rows:
         number = row.customer_number
         if number and number not in ids:
@@ -307,7 +314,7 @@ def _link_customers(rows: list[_Row]) -> None:
         raise AccountImportError(problems.items)
 
 
-def _existing(rows: list[_Row]) -> dict[str, tuple[Account, AccountOrigin | None]]:
+def _existing(rows: list[Row]) -> dict[str, tuple[Account, AccountOrigin | None]]:
     found: dict[str, tuple[Account, AccountOrigin | None]] = {}
     for chunk in _chunks([r.norm for r in rows]):
         stmt = (
@@ -320,7 +327,7 @@ def _existing(rows: list[_Row]) -> dict[str, tuple[Account, AccountOrigin | None
     return found
 
 
-def _in_use(account: Account, origin: AccountOrigin, row: _Row) -> bool:
+def _in_use(account: Account, origin: AccountOrigin, row: Row) -> bool:
     """The owner took the account over here: signed in, or a password set here since the import."""
     if origin.first_login_at is not None:
         return True
@@ -335,7 +342,7 @@ def import_accounts(text: str, fmt: str, *, allow_weak: bool, region: str = "BE"
     try:
         _link_customers(rows)
         existing = _existing(rows)
-        problems = _Problems()
+        problems = Problems()
         new, changes, unchanged, kept, weak = [], [], 0, 0, 0
         for row in rows:
             if row.norm not in existing:
@@ -371,7 +378,7 @@ def import_accounts(text: str, fmt: str, *, allow_weak: bool, region: str = "BE"
     return result
 
 
-def _write(new: list[_Row], changes: list[dict]) -> None:
+def _write(new: list[Row], changes: list[dict]) -> None:
     # Detach what was read: the bulk statements below are the only writes.
     db.session.expunge_all()
     for chunk in _chunks(new):

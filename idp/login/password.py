@@ -36,7 +36,7 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from connectors.base import level_rank
-from idp.accounts import origins
+from idp.accounts import legacy_source, origins
 from idp.accounts.users import normalize_username
 from idp.core import audit
 from idp.core.i18n import localized
@@ -256,7 +256,15 @@ def check_password(username: str, password: str, tx: dict | None) -> Account | t
     except lockout.Locked as exc:
         audit.record("login", "failure", client_id=client_id, method="password", reason="locked")
         return locked_message(exc.retry_after), 429
-    account = authenticate_password(username, password)
+    try:
+        account = authenticate_password(username, password)
+    except legacy_source.LegacyUnavailable:
+        lockout.failed(key, s.password_policy, now, number)
+        audit.record("login", "failure", client_id=client_id, method="password", reason="legacy_unavailable")
+        return _(
+            "We cannot check accounts of our previous system right now. Please try again in a few "
+            "minutes, or log in with itsme or your eID card."
+        ), 503
     if account is None:
         locked_for = lockout.failed(key, s.password_policy, now, number)
         audit.record("login", "failure", client_id=client_id, method="password", reason="password")
@@ -508,10 +516,17 @@ def finish_login(
 
 
 def authenticate_password(username: str, password: str) -> Account | None:
-    """The account if the password is right; the same work is done when it is not."""
+    """The account if the password is right; the same work is done when it is not.
+
+    Raises :class:`idp.accounts.legacy_source.LegacyUnavailable` when the name is
+    unknown here and the old system, which must be asked, cannot answer.
+    """
     passwords = current_app.extensions["idp.passwords"]
     norm = normalize_username(username)
     account = db.session.scalar(select(Account).where(Account.username_norm == norm))
+    if account is None and legacy_source.enabled():
+        # Unknown here: the old system may know the person (lazy migration), asked once.
+        return legacy_source.authenticate(username, password)
     stored = account.password_hash if account is not None and account.status == "active" else None
     if not passwords.verify(stored, password):
         return None
