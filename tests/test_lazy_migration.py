@@ -163,16 +163,27 @@ def test_the_circuit_breaker_stops_calling_a_failing_old_system(lazy_app, old_sy
         )
 
 
-def test_a_mobile_the_old_system_had_not_verified_is_not_a_second_factor(lazy_app, old_system):
+def test_a_mobile_the_old_system_had_not_verified_is_confirmed_by_the_login_code(lazy_app, old_system):
     old_system.add(
         "marie", OLD_PASSWORD, mobile="+32470555222", mobile_verified=False, email="not an address"
     )
-    resp = post_password(lazy_app.test_client(), "/login/-", "marie", OLD_PASSWORD)
-    # No verified number: the login cannot use an SMS code; itsme/eID and then
-    # "add and confirm your mobile" (the required action) bring the account up to date.
-    assert resp.status_code == 403
+    client = lazy_app.test_client()
+    resp = post_password(client, "/login/-", "marie", OLD_PASSWORD)
+    # The code goes to the number the old system had on record (the password does not choose it).
+    assert resp.status_code == 303 and resp.location.endswith("/code")
     [account] = accounts(lazy_app)
     assert (account.phone, account.phone_verified, account.email) == ("+32470555222", False, None)
+    assert post_code(client, "/login/-/code", last_code(lazy_app, "+32470555222")).status_code == 303
+    [account] = accounts(lazy_app)
+    assert account.phone_verified
+
+
+def test_an_account_from_the_old_system_without_a_mobile_cannot_finish_a_password_login(lazy_app, old_system):
+    old_system.add("piet", OLD_PASSWORD)
+    resp = post_password(lazy_app.test_client(), "/login/-", "piet", OLD_PASSWORD)
+    assert resp.status_code == 403  # itsme/eID, then "add and confirm your mobile"
+    assert "no confirmed mobile number" in resp.get_data(as_text=True)
+    assert len(accounts(lazy_app)) == 1
 
 
 def test_known_accounts_never_reach_the_old_system(lazy_app, old_system, make_user):

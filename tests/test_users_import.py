@@ -15,8 +15,9 @@ from idp.accounts.importer import AccountImportError, import_accounts
 from idp.accounts.origins import AccountOrigin
 from idp.cli import main
 from idp.core.storage import Account, AuditEvent, Customer, db
+from tests.conftest import PASSWORD
 from tests.support import legacy_accounts as legacy
-from tests.support.sms_login import login_at_provider, ready
+from tests.support.sms_login import login_at_provider, post_password, ready
 
 FORMATS = list(legacy.hashes())
 
@@ -324,3 +325,22 @@ def test_every_example_of_the_migration_guide_imports_and_verifies(make_app):
         assert by_name["keycloak-user"].phone_verified is False  # must_reverify_mobile in the CSV
         assert by_name["shadow-user"].phone == "+32470100009"
         assert by_name["ldap-user"].must_change_password
+
+
+def test_a_mobile_marked_for_re_verification_is_confirmed_by_the_login_code(app, client, make_user):
+    h = legacy.hashes()["bcrypt"]
+    run_import(app, legacy.to_jsonl([legacy.account("ann", h, 7, must_reverify_mobile=True)]))
+    with app.app_context():
+        sub = db.session.scalar(select(Account.sub).where(Account.username == "ann"))
+    ready(app, sub)
+    login_at_provider(client, app, "ann", legacy.LEGACY_PASSWORD, "+32470100007")
+    with app.app_context():
+        assert db.session.scalar(select(Account.phone_verified).where(Account.username == "ann"))
+    # An account made here with an unconfirmed number is still refused: that rule is unchanged.
+    make_user("bert", phone="+32470100008")
+    with app.app_context():
+        bert = db.session.scalar(select(Account).where(Account.username == "bert"))
+        bert.phone_verified = False
+        db.session.commit()
+    resp = post_password(app.test_client(), "/login/-", "bert", PASSWORD)
+    assert resp.status_code == 403

@@ -31,6 +31,11 @@ class AccountOrigin(db.Model):
     first_login_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
+def brought_over(account: Account) -> bool:
+    """Whether the account came from the old system (import or lazy migration)."""
+    return db.session.get(AccountOrigin, account.id) is not None
+
+
 def note_login(account: Account) -> None:
     """Record the first password login of a migrated account (the caller commits)."""
     origin = db.session.get(AccountOrigin, account.id)

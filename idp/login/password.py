@@ -296,7 +296,8 @@ def start_second_factor(account: Account, *, tx_id: str, method: str, level: str
     customer service.
     """
     session.regenerate()
-    if not account.phone_verified and not account.totp_secret:
+    on_record = number_on_record(account)
+    if not account.phone_verified and not account.totp_secret and not on_record:
         tx, _ok = load_tx(tx_id)
         audit.record("login", "failure", account_id=account.id, method=method, reason="no_second_factor")
         return render_template(
@@ -310,12 +311,20 @@ def start_second_factor(account: Account, *, tx_id: str, method: str, level: str
         "first": {"method": method, "level": level, "amr": list(amr)},
         "error": None,
     }
-    if account.phone_verified and account.phone:
+    if (account.phone_verified or on_record) and account.phone:
         pending["error"] = send_login_code(account, pending["binding"])
         save_pending(tx_id, pending)
         return redirect(url_for("login.code", tx_id=tx_id), 303)
     save_pending(tx_id, pending)
     return redirect(url_for("login.app_code", tx_id=tx_id), 303)
+
+
+def number_on_record(account: Account) -> bool:
+    """An account brought over from the old system with a mobile number it had not confirmed
+    (or that the import marked for re-verification): the login code goes to that number, and
+    typing it confirms the number. The number comes from the old system's records, so the
+    password alone still does not choose the second factor."""
+    return bool(account.phone) and not account.phone_verified and origins.brought_over(account)
 
 
 def send_login_code(account: Account, binding: str) -> str | None:
@@ -379,6 +388,8 @@ def code(tx_id: str):
             except otp.OtpError as exc:
                 error, status = code_error(exc.code, exc.retry_after), (429 if exc.code == "locked" else 400)
             else:
+                if not account.phone_verified:  # number_on_record: the code proved it
+                    actions.set_phone(account, account.phone, actor="login")
                 return second_factor_done(account, tx_id, pending, "sms")
     elif request.method == "POST":
         error, status = _("Please type the code from the SMS."), 400
@@ -411,7 +422,7 @@ def resend(tx_id: str):
     form = FlaskForm()
     if account is None or pending["stage"] != "second_factor" or not form.validate_on_submit():
         return expired_page()
-    if not account.phone_verified:
+    if not account.phone_verified and not number_on_record(account):
         return redirect(url_for("login.app_code", tx_id=tx_id), 303)
     pending["error"] = send_login_code(account, pending["binding"])
     save_pending(tx_id, pending)
