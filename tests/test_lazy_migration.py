@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+import ssl
 
 import pytest
 from sqlalchemy import func, select
 
 from connectors.base import ConfigTable
+from idp.accounts import legacy_source
 from idp.accounts.legacy_source import LegacySettings
 from idp.accounts.origins import AccountOrigin
 from idp.core.storage import Account, AuditEvent, db
 from idp.login import lockout
 from tests.fakes.legacy_system import FakeLegacySystem
 from tests.support.sms_login import csrf, last_code, post_code, post_password
+from tests.support.tls import make_tls_files
 
 OLD_PASSWORD = "Mijn oud wachtwoord!"
 TOKEN_ENV = "IDP_TEST_LEGACY_TOKEN"
@@ -215,3 +218,44 @@ def test_settings_report_bad_values(data, key, reason):
     errors: list = []
     LegacySettings.from_table(table(data, errors))
     assert any(key in str(e) and reason in str(e) for e in errors), errors
+
+
+def test_mutual_tls_to_the_old_system(make_app, tmp_path):
+    files = make_tls_files(tmp_path / "tls")
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(files.ca))
+    server_tls.load_cert_chain(files.server_cert, files.server_key)
+    server_tls.verify_mode = ssl.CERT_REQUIRED  # no client certificate, no answer
+    with FakeLegacySystem(token=None, ssl_context=server_tls) as old:
+        old.add("jpeeters", OLD_PASSWORD, mobile="+32470555111", mobile_verified=True)
+        legacy = {"enabled": True, "url": old.url, "ca_file": str(files.ca), "response_time_floor_ms": 0}
+        app = make_app(
+            {"legacy": {**legacy, "client_cert": str(files.client_cert), "client_key": str(files.client_key)}}
+        )
+        resp = post_password(app.test_client(), "/login/-", "jpeeters", OLD_PASSWORD)
+        assert resp.status_code == 303 and resp.location.endswith("/code")
+        assert old.calls_for("jpeeters") == 1
+
+        # The old system's certificate must chain to ca_file: the system CAs do not know this one.
+        untrusted = make_app(
+            {
+                "legacy": {
+                    **{k: v for k, v in legacy.items() if k != "ca_file"},
+                    "client_cert": str(files.client_cert),
+                    "client_key": str(files.client_key),
+                }
+            }
+        )
+        assert post_password(untrusted.test_client(), "/login/-", "marie", OLD_PASSWORD).status_code == 503
+        assert old.calls_for("marie") == 0
+
+
+def test_every_answer_that_asked_the_old_system_waits_for_the_floor(make_app, old_system, monkeypatch):
+    monkeypatch.setenv(TOKEN_ENV, old_system.token)
+    legacy = {"enabled": True, "url": old_system.url, "bearer_token": f"env:{TOKEN_ENV}"}
+    app = make_app({"legacy": {**legacy, "response_time_floor_ms": 30000}})
+    waits = []
+    monkeypatch.setattr(legacy_source.time, "sleep", waits.append)  # record the padding, do not wait it
+    for username, password in (("nobody", OLD_PASSWORD), ("jpeeters", "wrong"), ("x y", "junk")):
+        assert post_password(app.test_client(), "/login/-", username, password).status_code == 400
+    # Each answer is padded up to the same 30 s floor, whatever the old system's own timing.
+    assert len(waits) == 3 and all(25 < w <= 30 for w in waits)

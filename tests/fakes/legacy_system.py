@@ -22,8 +22,9 @@ from werkzeug.serving import make_server
 
 
 class FakeLegacySystem:
-    def __init__(self, token: str = "old-system-token") -> None:
-        self.token = token
+    def __init__(self, token: str | None = "old-system-token", *, ssl_context=None) -> None:
+        self.token = token  # None: no bearer token expected (mutual TLS only)
+        self.ssl_context = ssl_context
         self.accounts: dict[
             str, tuple[str, dict[str, Any]]
         ] = {}  # username (case-folded) -> (password, attrs)
@@ -55,7 +56,7 @@ class FakeLegacySystem:
             body = request.get_json(silent=True) or {}
             with self._lock:
                 self.requests.append({"headers": dict(request.headers), "body": body})
-            if request.headers.get("Authorization") != f"Bearer {self.token}":
+            if self.token and request.headers.get("Authorization") != f"Bearer {self.token}":
                 return jsonify(error="unauthorized"), 401
             if self.fail_status:
                 return jsonify(error="maintenance"), self.fail_status
@@ -68,8 +69,9 @@ class FakeLegacySystem:
 
     def start(self) -> FakeLegacySystem:
         self._stopping.clear()
-        self._server = make_server("127.0.0.1", 0, self._app(), threaded=True)
-        self.url = f"http://127.0.0.1:{self._server.server_port}/api/check-password"
+        self._server = make_server("127.0.0.1", 0, self._app(), threaded=True, ssl_context=self.ssl_context)
+        scheme = "https" if self.ssl_context else "http"
+        self.url = f"{scheme}://127.0.0.1:{self._server.server_port}/api/check-password"
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-legacy", daemon=True
         )
