@@ -154,7 +154,7 @@ def ask(s: LegacySettings, username: str, password: str) -> dict | None:
             raise ValueError(f"status {response.status_code}, no boolean 'valid'")
     except (requests.RequestException, ValueError) as exc:
         _failed(s, kv, type(exc).__name__)
-        raise LegacyUnavailable(str(exc)) from None
+        raise LegacyUnavailable(type(exc).__name__) from None
     kv.delete(BREAKER_FAILURES)
     if not valid:
         return None
