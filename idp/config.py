@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from idp.accounts.legacy_source import LegacySettings
 from idp.accounts.passwords import PasswordSettings
 from idp.core.settings import Section, Settings, load_settings
 from idp.login.otp import OtpSettings
@@ -35,6 +36,7 @@ SECTIONS: dict[str, Section] = {
     ),
     "otp": Section(OtpSettings.from_table),
     "registration": Section(RegistrationSettings.from_table),
+    "legacy": Section(LegacySettings.from_table),
 }
 
 

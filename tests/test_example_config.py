@@ -56,6 +56,7 @@ def test_every_settings_key_read_by_the_provider_appears_in_the_example():
         "idp/services/sms.py",
         "idp/services/mail.py",
         "idp/accounts/passwords.py",
+        "idp/accounts/legacy_source.py",
         "idp/login/otp.py",
         "idp/selfservice/registration.py",
         "connectors/itsme/settings.py",

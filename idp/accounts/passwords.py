@@ -5,11 +5,10 @@ ASVS 4.0 V2.1 / V2.4:
 
 * Argon2id (RFC 9106) for every new hash; cost parameters at least one of the
   OWASP Password Storage Cheat Sheet configurations.
-* Legacy hashes imported from the previous portal verify and report
-  :meth:`Passwords.needs_rehash` so the host re-hashes them at the next login:
-  bcrypt (``$2a$``/``$2b$``/``$2y$``), PBKDF2 in Django format
-  (``pbkdf2_sha256$iterations$salt$hash``) and in passlib format
-  (``$pbkdf2-sha256$rounds$salt$hash``, also ``-sha512`` and sha1 ``$pbkdf2$``).
+* Legacy hashes imported from the previous system (bcrypt, PBKDF2, Argon2,
+  scrypt, SHA-crypt and, only with ``allow_weak_legacy_hashes``, salted SHA;
+  see :mod:`idp.accounts.legacy_hashes`) verify and report
+  :meth:`Passwords.needs_rehash` so the host re-hashes them at the next login.
 * Policy: minimum and maximum length, a blocklist of common passwords and of
   context words (username, e-mail, service name), no composition rules.
   Passwords are normalised with Unicode NFKC (800-63B §5.1.1.2) before they are
@@ -22,11 +21,8 @@ that the time taken does not reveal whether the account exists.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import functools
-import hashlib
-import hmac
 import logging
 import secrets
 import unicodedata
@@ -35,11 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import argon2
-import bcrypt
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Flask
 
 from connectors.config import ConfigTable
+from idp.accounts import legacy_hashes
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +50,6 @@ OWASP_MIN_MEMORY_X_TIME = 35840
 # (a username "al" inside "totally").
 MIN_CONTEXT_WORD = 3
 
-# bcrypt only ever looked at the first 72 bytes; a legacy hash is checked the
-# way the old system made it, then replaced by an Argon2id hash of the whole password.
-BCRYPT_MAX_BYTES = 72
-
-# A corrupt import must not pin a worker for minutes.
-MAX_PBKDF2_ITERATIONS = 10_000_000
-
-PBKDF2_DJANGO = {"pbkdf2_sha256": "sha256", "pbkdf2_sha1": "sha1"}
-PBKDF2_PASSLIB = {"pbkdf2": "sha1", "pbkdf2-sha256": "sha256", "pbkdf2-sha512": "sha512"}
-
 
 @dataclass(frozen=True)
 class PasswordSettings:
@@ -76,6 +62,8 @@ class PasswordSettings:
     time_cost: int = 3
     memory_cost: int = 65536
     parallelism: int = 4
+    # Fast salted SHA hashes ({SSHA}...) from an old system: refused unless the operator opts in.
+    allow_weak_legacy_hashes: bool = False
 
     @classmethod
     def from_table(cls, t: ConfigTable) -> PasswordSettings:
@@ -84,6 +72,7 @@ class PasswordSettings:
         min_length = t.int("min_length", d.min_length, min=8, max=64)
         max_length = t.int("max_length", d.max_length, min=64, max=4096)
         blocklist_file = t.path_value("blocklist_file", None)
+        allow_weak = t.bool("allow_weak_legacy_hashes", d.allow_weak_legacy_hashes)
         a = t.table("argon2")
         time_cost = a.int("time_cost", d.time_cost, min=1, max=20)
         memory_cost = a.int("memory_cost", d.memory_cost, min=OWASP_MIN_MEMORY_KIB, max=4 * 1024 * 1024)
@@ -108,6 +97,7 @@ class PasswordSettings:
             time_cost=time_cost,
             memory_cost=memory_cost,
             parallelism=parallelism,
+            allow_weak_legacy_hashes=allow_weak,
         )
 
 
@@ -155,13 +145,15 @@ class Passwords:
                 return self._hasher.verify(stored, normalize(password))
             except (VerificationError, InvalidHashError):
                 return False
-        if stored.startswith(("$2a$", "$2b$", "$2y$")):
-            return _legacy_matches(password, lambda pw: _bcrypt_matches(stored, pw))
-        scheme = stored.split("$", 1)[0]
-        if scheme in PBKDF2_DJANGO:
-            return _legacy_matches(password, lambda pw: _django_pbkdf2_matches(stored, pw))
-        if stored.startswith("$pbkdf2"):
-            return _legacy_matches(password, lambda pw: _passlib_pbkdf2_matches(stored, pw))
+        try:
+            return _legacy_matches(
+                password,
+                lambda pw: legacy_hashes.matches(
+                    stored, pw, allow_weak=self.settings.allow_weak_legacy_hashes
+                ),
+            )
+        except legacy_hashes.HashFormatError:
+            pass
         log.warning("password verification against an unrecognised hash format")
         self._burn(password)
         return False
@@ -174,6 +166,12 @@ class Passwords:
             return self._hasher.check_needs_rehash(stored)
         except (InvalidHashError, ValueError):
             return True
+
+    def current_prefix(self) -> str:
+        """How every hash that needs no re-hash begins (Argon2id with this provider's parameters)."""
+        s = self.settings
+        version = argon2.low_level.ARGON2_VERSION
+        return f"$argon2id$v={version}$m={s.memory_cost},t={s.time_cost},p={s.parallelism}$"
 
     def _burn(self, password: str) -> None:
         if self._dummy is None:
@@ -242,37 +240,6 @@ def _legacy_matches(password: str, check: Callable[[str], bool]) -> bool:
     except (ValueError, TypeError, UnicodeError):
         log.warning("password verification against a malformed legacy hash")
         return False
-
-
-def _bcrypt_matches(stored: str, password: str) -> bool:
-    return bcrypt.checkpw(password.encode("utf-8")[:BCRYPT_MAX_BYTES], stored.encode("ascii"))
-
-
-def _pbkdf2_matches(digest: str, password: str, salt: bytes, iterations: int, expected: bytes) -> bool:
-    if not 1 <= iterations <= MAX_PBKDF2_ITERATIONS or not expected:
-        return False
-    actual = hashlib.pbkdf2_hmac(digest, password.encode("utf-8"), salt, iterations, len(expected))
-    return hmac.compare_digest(actual, expected)
-
-
-def _django_pbkdf2_matches(stored: str, password: str) -> bool:
-    scheme, iterations, salt, encoded = stored.split("$")
-    expected = base64.b64decode(encoded, validate=True)
-    return _pbkdf2_matches(PBKDF2_DJANGO[scheme], password, salt.encode("utf-8"), int(iterations), expected)
-
-
-def _ab64_decode(text: str) -> bytes:
-    # passlib's "adapted base64": "." instead of "+", no padding.
-    text = text.replace(".", "+")
-    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-
-
-def _passlib_pbkdf2_matches(stored: str, password: str) -> bool:
-    _, scheme, rounds, salt, encoded = stored.split("$")
-    if scheme not in PBKDF2_PASSLIB:
-        raise ValueError("unknown pbkdf2 variant")
-    expected = _ab64_decode(encoded)
-    return _pbkdf2_matches(PBKDF2_PASSLIB[scheme], password, _ab64_decode(salt), int(rounds), expected)
 
 
 def init_app(app: Flask) -> None:

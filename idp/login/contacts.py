@@ -25,7 +25,7 @@ from idp.core import audit
 from idp.core.phones import PhoneError, mask_phone
 from idp.core.storage import Account, db
 from idp.login import otp
-from idp.login.second_factor import code_error, send_error_message
+from idp.login.otp import code_error, send_error_message
 from idp.services import notify
 from idp.services.sms import SmsDeliveryError
 

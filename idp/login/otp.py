@@ -35,6 +35,7 @@ from flask_babel import gettext as _
 from idp.core import audit
 from idp.core.phones import PhoneError, mask_phone, normalize_phone
 from idp.login import lockout
+from idp.login.lockout import locked_message
 from idp.services.sms import SmsDeliveryError
 
 log = logging.getLogger(__name__)
@@ -391,3 +392,33 @@ def discard(purpose: str, binding: str) -> None:
 def is_locked(account_id: int) -> int:
     """Seconds the account's second factor stays locked (0: not locked)."""
     return lockout.status(failure_key("login", "", account_id), now())[1]
+
+
+def send_error_message(code: str | None, retry_after: int | None = None) -> str | None:
+    messages = {
+        "delivery_refused": _(
+            "We could not send an SMS to your number. Please log in with itsme, your eID "
+            "card or your authenticator app, or contact us."
+        ),
+        "delivery_unavailable": _(
+            "The SMS service is not answering right now. Ask for a new code in a moment, "
+            "or log in with itsme, your eID card or your authenticator app."
+        ),
+        "cap_reached": _(
+            "We have sent too many codes for now. Please try again later, or log in with itsme, "
+            "your eID card or your authenticator app."
+        ),
+        "too_many_resends": _(
+            "You cannot ask for more codes for this login. Start again, or log in with itsme, "
+            "your eID card or your authenticator app."
+        ),
+        "resend_too_soon": _("Please wait a little before asking for a new code."),
+    }
+    return messages.get(code) if code else None
+
+
+def code_error(code: str, retry_after: int | None) -> str:
+    if code == "locked":
+        return locked_message(retry_after or 60)
+    # Wrong and expired codes get the same answer.
+    return _("This code is not correct or no longer valid. Check the SMS or ask for a new code.")

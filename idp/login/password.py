@@ -32,6 +32,7 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from connectors.password import LocalPasswordConnector, StoredPassword
+from idp.accounts import legacy_source, origins
 from idp.accounts.users import normalize_username
 from idp.core import audit
 from idp.core.storage import Account, db
@@ -131,7 +132,15 @@ def check_password(username: str, password: str, tx: dict | None) -> Account | t
     except lockout.Locked as exc:
         audit.record("login", "failure", client_id=client_id, method="password", reason="locked")
         return locked_message(exc.retry_after), 429
-    account = authenticate_password(username, password)
+    try:
+        account = authenticate_password(username, password)
+    except legacy_source.LegacyUnavailable:
+        lockout.failed(key, s.password_policy, now, number)
+        audit.record("login", "failure", client_id=client_id, method="password", reason="legacy_unavailable")
+        return _(
+            "We cannot check accounts of our previous system right now. Please try again in a few "
+            "minutes, or log in with itsme or your eID card."
+        ), 503
     if account is None:
         locked_for = lockout.failed(key, s.password_policy, now, number)
         audit.record("login", "failure", client_id=client_id, method="password", reason="password")
@@ -151,7 +160,13 @@ def check_password(username: str, password: str, tx: dict | None) -> Account | t
 def authenticate_password(username: str, password: str) -> Account | None:
     """The account if the password is right; the same work is done when it is not.
 
-    A legacy or outdated hash is replaced by a fresh Argon2id one on success."""
+    A legacy or outdated hash becomes a fresh Argon2id one in the login's own transaction.
+    Raises :class:`idp.accounts.legacy_source.LegacyUnavailable` when the name is unknown
+    here and the old system, which must be asked, cannot answer.
+    """
+    if legacy_source.enabled() and _stored_password(username) is None:
+        # Unknown here: the old system may know the person (lazy migration), asked once.
+        return legacy_source.authenticate(username, password)
     identity = current_app.extensions["idp.password_connector"].login(username, password)
     if identity is None:
         return None
@@ -159,12 +174,13 @@ def authenticate_password(username: str, password: str) -> Account | None:
     passwords = current_app.extensions["idp.passwords"]
     if passwords.needs_rehash(account.password_hash):
         account.password_hash = passwords.hash(password)
-        db.session.commit()
+    origins.note_login(account)
+    db.session.commit()
     return account
 
 
 def _stored_password(username: str) -> StoredPassword | None:
-    norm = (username or "").strip().casefold()
+    norm = normalize_username(username)
     account = db.session.scalar(select(Account).where(Account.username_norm == norm))
     if account is None:
         return None

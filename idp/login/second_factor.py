@@ -17,10 +17,11 @@ from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
+from idp.accounts import origins
 from idp.core import audit
 from idp.core.phones import mask_phone
 from idp.core.storage import Account
-from idp.login import otp, totp
+from idp.login import contacts, otp, totp
 from idp.login.chooser import alternatives
 from idp.login.completion import complete_login
 from idp.login.lockout import locked_message, minutes
@@ -52,7 +53,8 @@ def start_second_factor(account: Account, *, tx_id: str, method: str, level: str
     customer service.
     """
     session.regenerate()
-    if not account.phone_verified and not account.totp_secret:
+    on_record = number_on_record(account)
+    if not account.phone_verified and not account.totp_secret and not on_record:
         tx, _ok = load_tx(tx_id)
         audit.record("login", "failure", account_id=account.id, method=method, reason="no_second_factor")
         return render_template(
@@ -66,12 +68,20 @@ def start_second_factor(account: Account, *, tx_id: str, method: str, level: str
         "first": {"method": method, "level": level, "amr": list(amr)},
         "error": None,
     }
-    if account.phone_verified and account.phone:
+    if (account.phone_verified or on_record) and account.phone:
         pending["error"] = send_login_code(account, pending["binding"])
         save_pending(tx_id, pending)
         return redirect(url_for("second_factor.code", tx_id=tx_id), 303)
     save_pending(tx_id, pending)
     return redirect(url_for("second_factor.app_code", tx_id=tx_id), 303)
+
+
+def number_on_record(account: Account) -> bool:
+    """An account brought over from the old system with a mobile number it had not confirmed
+    (or that the import marked for re-verification): the login code goes to that number, and
+    typing it confirms the number. The number comes from the old system's records, so the
+    password alone still does not choose the second factor."""
+    return bool(account.phone) and not account.phone_verified and origins.brought_over(account)
 
 
 def send_login_code(account: Account, binding: str) -> str | None:
@@ -89,29 +99,6 @@ def send_login_code(account: Account, binding: str) -> str | None:
     return None
 
 
-def send_error_message(code: str | None, retry_after: int | None = None) -> str | None:
-    messages = {
-        "delivery_refused": _(
-            "We could not send an SMS to your number. Please log in with itsme, your eID "
-            "card or your authenticator app, or contact us."
-        ),
-        "delivery_unavailable": _(
-            "The SMS service is not answering right now. Ask for a new code in a moment, "
-            "or log in with itsme, your eID card or your authenticator app."
-        ),
-        "cap_reached": _(
-            "We have sent too many codes for now. Please try again later, or log in with itsme, "
-            "your eID card or your authenticator app."
-        ),
-        "too_many_resends": _(
-            "You cannot ask for more codes for this login. Start again, or log in with itsme, "
-            "your eID card or your authenticator app."
-        ),
-        "resend_too_soon": _("Please wait a little before asking for a new code."),
-    }
-    return messages.get(code) if code else None
-
-
 @bp.route("/<tx_id>/code", methods=["GET", "POST"])
 def code(tx_id: str):
     tx, ok = load_tx(tx_id)
@@ -120,7 +107,7 @@ def code(tx_id: str):
     if not ok or account is None or pending["stage"] != "second_factor":
         return expired_page()
     form = CodeForm()
-    error, status = send_error_message(pending.get("error")), 200
+    error, status = otp.send_error_message(pending.get("error")), 200
     if error:
         pending["error"] = None
         save_pending(tx_id, pending)
@@ -133,8 +120,13 @@ def code(tx_id: str):
                     purpose="login", binding=pending["binding"], code=form.code.data, account_id=account.id
                 )
             except otp.OtpError as exc:
-                error, status = code_error(exc.code, exc.retry_after), (429 if exc.code == "locked" else 400)
+                error, status = (
+                    otp.code_error(exc.code, exc.retry_after),
+                    (429 if exc.code == "locked" else 400),
+                )
             else:
+                if not account.phone_verified:  # number_on_record: the code proved it
+                    contacts.set_phone(account, account.phone, actor="login")
                 return second_factor_done(account, tx_id, pending, "sms")
     elif request.method == "POST":
         error, status = _("Please type the code from the SMS."), 400
@@ -153,13 +145,6 @@ def code(tx_id: str):
     ), status
 
 
-def code_error(code: str, retry_after: int | None) -> str:
-    if code == "locked":
-        return locked_message(retry_after or 60)
-    # Wrong and expired codes get the same answer.
-    return _("This code is not correct or no longer valid. Check the SMS or ask for a new code.")
-
-
 @bp.route("/<tx_id>/code/resend", methods=["POST"])
 def resend(tx_id: str):
     pending = get_pending(tx_id)
@@ -167,7 +152,7 @@ def resend(tx_id: str):
     form = FlaskForm()
     if account is None or pending["stage"] != "second_factor" or not form.validate_on_submit():
         return expired_page()
-    if not account.phone_verified:
+    if not account.phone_verified and not number_on_record(account):
         return redirect(url_for("second_factor.app_code", tx_id=tx_id), 303)
     pending["error"] = send_login_code(account, pending["binding"])
     save_pending(tx_id, pending)
