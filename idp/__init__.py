@@ -25,6 +25,7 @@ def create_app(
     from idp import demo
     from idp.accounts import customers
     from idp.core import audit, errors, i18n, kv, security, sessions, storage
+    from idp.core.hashing import session_key
     from idp.core.settings import load_settings
     from idp.login import eid as eid_login
     from idp.login import itsme as itsme_login
@@ -45,7 +46,7 @@ def create_app(
 
     app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
     app.config.update(
-        SECRET_KEY=settings.secret_key,
+        SECRET_KEY=session_key(settings.secret_key, settings.session_key_version),
         SESSION_COOKIE_SECURE=settings.production,
         PREFERRED_URL_SCHEME="https" if settings.production else "http",
         WTF_CSRF_TIME_LIMIT=settings.login_transaction_ttl,

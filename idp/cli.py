@@ -202,13 +202,12 @@ def users_show(username):
 
 
 def _locked_for(account) -> dict:
-    from idp.accounts.users import normalize_username
     from idp.login import lockout, otp
 
     now = otp.now()
     return {
-        "password": lockout.status(f"password:{normalize_username(account.username)}"[:200], now)[1],
-        "codes": lockout.status(f"otp:account:{account.id}", now)[1],
+        "password": lockout.status(lockout.password_key(account.username), now)[1],
+        "codes": lockout.status(otp.failure_key("login", "", account.id), now)[1],
     }
 
 
@@ -288,12 +287,11 @@ def users_set_email(username, email, verified):
 @with_appcontext
 def users_unlock(username):
     """Clear the password and code lockouts of an account."""
-    from idp.accounts.users import normalize_username
     from idp.core import audit
-    from idp.login import lockout
+    from idp.login import lockout, otp
 
     account = _user_or_exit(username)
-    keys = [f"password:{normalize_username(account.username)}"[:200], f"otp:account:{account.id}"]
+    keys = [lockout.password_key(account.username), otp.failure_key("login", "", account.id)]
     cleared = lockout.clear(keys)
     audit.record("unlocked", account_id=account.id, actor="support", counters=cleared)
     click.echo(f"{account.username}: unlocked ({cleared} counter(s) cleared)")

@@ -75,7 +75,7 @@ class Settings:
     issuer: str
     environment: str
     service_name: str
-    secret_key: str
+    secret_key: str  # the master secret: every purpose key is derived from it (idp.core.hashing)
     instance_dir: Path
     database_url: str
     kv_url: str
@@ -101,6 +101,8 @@ class Settings:
     demo_enabled: bool
     backchannel_logout_timeout: float
     trusted_proxies: int
+    session_key_version: int = 1  # raise it to rotate the CSRF/session key alone
+    identifier_key_version: int = 1  # the key that hashes national register and card numbers
     passwords: Any = None  # idp.passwords.PasswordSettings
     sms: Any = None  # idp.sms.SmsSettings
     mail: Any = None  # idp.mail.MailSettings
@@ -337,6 +339,8 @@ def load_settings(
         secret_key = _dev_secret(inst, "secret_key")
     if secret_key is not None and len(secret_key) < 32:
         provider.error("secret_key", "must be at least 32 characters")
+    session_key_version = provider.int("session_key_version", 1, min=1, max=10_000)
+    identifier_key_version = provider.int("identifier_key_version", 1, min=1, max=10_000)
     languages = provider.list("languages", list(DEFAULT_LANGUAGES))
     for lang in languages or []:
         if lang not in DEFAULT_LANGUAGES:
@@ -446,6 +450,8 @@ def load_settings(
         environment=environment,
         service_name=service_name,
         secret_key=secret_key,
+        session_key_version=session_key_version,
+        identifier_key_version=identifier_key_version,
         instance_dir=inst,
         database_url=database_url,
         kv_url=kv_url,

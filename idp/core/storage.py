@@ -6,13 +6,12 @@ migrations under ``idp/core/migrations`` are the only way the schema changes
 
 Secrets are never stored in the clear: authorization codes, refresh tokens,
 reset links and one-time codes are kept as SHA-256 digests; national register
-and card numbers as keyed HMACs (see :mod:`idp.hashing`).
+and card numbers as keyed HMACs (see :mod:`idp.core.hashing`, which also makes the digests).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import time
 from pathlib import Path
@@ -257,11 +256,6 @@ def upgrade(app: Flask, revision: str = "heads") -> None:
         with db.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
-
-
-def digest(value: str) -> str:
-    """The SHA-256 digest (hex) under which a secret (code, token, link) is stored."""
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def first_row_autocommit(statement, params: dict) -> tuple | None:

@@ -22,7 +22,6 @@ methods of the same transaction, plus an audit record; never a login.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 import requests
@@ -45,6 +44,7 @@ from connectors.base import ConfigError, ConfigErrors, ConnectorError, level_ran
 from connectors.itsme import ItsmeConnector, RPKeyError, RPKeys
 from idp.accounts.federation import FederationError, resolve_identity
 from idp.core import audit
+from idp.core.hashing import digest
 from idp.core.storage import db
 from idp.login.password import METHOD_ENDPOINTS, complete_login, expired_page, load_tx, method_choices
 
@@ -246,7 +246,7 @@ def _phone_hint(tx: dict | None) -> str | None:
 
 
 def _used_state_key(state: str) -> str:
-    return "itsme:state:" + hashlib.sha256(state.encode()).hexdigest()
+    return "itsme:state:" + digest(state)
 
 
 def build_connector(app: Flask) -> None:

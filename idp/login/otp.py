@@ -20,7 +20,6 @@ shared store, and by a country prefix allowlist on E.164 numbers.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
@@ -33,6 +32,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 
 from idp.core import audit
+from idp.core.hashing import keyed_digest
 from idp.core.phones import PhoneError, mask_phone, normalize_phone
 from idp.login import lockout
 from idp.services.sms import SmsDeliveryError
@@ -182,8 +182,8 @@ def _family(purpose: str) -> str:
 
 def failure_key(purpose: str, binding: str, account_id: int | None) -> str:
     if account_id is None:
-        return f"otp:{purpose}:{binding}"[:200]
-    return f"otp:account:{account_id}{_family(purpose)}"
+        return lockout.key(f"otp:{purpose}", binding=binding)
+    return lockout.key(f"otp{_family(purpose)}", account_id=account_id)
 
 
 def _code_key(purpose: str, binding: str) -> str:
@@ -195,9 +195,7 @@ def _sends_key(purpose: str, binding: str) -> str:
 
 
 def _hash(purpose: str, binding: str, code: str) -> str:
-    secret = current_app.extensions["idp.settings"].secret_key.encode()
-    key = hmac.new(secret, b"idp-otp", hashlib.sha256).digest()
-    return hmac.new(key, f"{purpose}\0{binding}\0{code}".encode(), hashlib.sha256).hexdigest()
+    return keyed_digest("otp", purpose, binding, code)
 
 
 def _purpose_text(purpose: str) -> str:

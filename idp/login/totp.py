@@ -12,7 +12,6 @@ Wrong codes count in the same per-account failure counter as SMS codes
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import io
 
@@ -23,6 +22,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app
 
 from idp.core import audit
+from idp.core.hashing import derive_key
 from idp.core.storage import Account
 from idp.login import lockout, otp
 
@@ -41,9 +41,7 @@ class TotpError(Exception):
 
 
 def _fernet() -> Fernet:
-    secret = current_app.extensions["idp.settings"].secret_key.encode()
-    key = hmac.new(secret, b"idp-totp-secret", hashlib.sha256).digest()
-    return Fernet(base64.urlsafe_b64encode(key))
+    return Fernet(base64.urlsafe_b64encode(derive_key("totp")))
 
 
 def new_secret() -> str:

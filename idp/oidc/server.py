@@ -37,7 +37,8 @@ from flask import request as flask_request
 from joserfc.errors import JoseError
 from sqlalchemy import delete, update
 
-from idp.core.storage import Account, AuthorizationCode, Grant, RefreshToken, SsoSession, db, digest
+from idp.core.hashing import digest
+from idp.core.storage import Account, AuthorizationCode, Grant, RefreshToken, SsoSession, db
 from idp.oidc import claims as claims_mod
 from idp.oidc.token_store import ClaimedCode, claim_code, read_grant, store_refresh_token
 

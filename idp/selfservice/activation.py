@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import hmac
 import io
 import logging
@@ -50,8 +49,10 @@ from idp.accounts.customers import (
     read_csv_file,
 )
 from idp.core import audit
+from idp.core.hashing import keyed_digest
 from idp.core.i18n import localized
 from idp.core.storage import Account, Customer, db
+from idp.login import lockout
 from idp.selfservice import challenge
 from idp.selfservice.registration import CodeForm, registration_settings
 
@@ -94,10 +95,7 @@ def normalize_code(code: str) -> str:
 
 
 def code_hash(contract_number: str, code: str) -> str:
-    secret = current_app.extensions["idp.settings"].secret_key.encode()
-    key = hmac.new(secret, b"idp-activation-code", hashlib.sha256).digest()
-    message = f"{normalize_contract(contract_number)}\0{normalize_code(code)}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return keyed_digest("activation-code", normalize_contract(contract_number), normalize_code(code))
 
 
 # ---------------------------------------------------------------------------
@@ -253,8 +251,7 @@ def _tx_id() -> str:
 
 
 def _attempt_key(kind: str, value: str) -> str:
-    digest = hashlib.sha256(value.encode()).hexdigest()[:32]
-    return f"activation:fail:{kind}:{digest}"
+    return lockout.key(f"activation:fail:{kind}", typed=value)
 
 
 @bp.route("/activate", methods=["GET", "POST"])

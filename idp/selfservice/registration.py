@@ -23,7 +23,6 @@ the terms version are set here, never from the request.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 import time
@@ -43,6 +42,7 @@ from wtforms.validators import DataRequired, Length
 from connectors.base import ConfigTable
 from idp.accounts.users import normalize_username
 from idp.core import audit
+from idp.core.hashing import digest
 from idp.core.i18n import localized
 from idp.core.settings import read_messages
 from idp.core.storage import Account, db
@@ -169,8 +169,7 @@ class PendingRegistration(db.Model):
     expires_at: Mapped[int] = mapped_column(BigInteger)
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+token_hash = digest  # a confirmation link is stored as its digest
 
 
 def username_problem(username: str, owner: str | None = None) -> str | None:
