@@ -297,6 +297,53 @@ def users_unlock(username):
     click.echo(f"{account.username}: unlocked ({cleared} counter(s) cleared)")
 
 
+def _account_or_exit(name):
+    """An account by username, or by ``sub`` for accounts without one (itsme / eID only)."""
+    from idp.accounts.users import find_by_username
+    from idp.core.storage import Account, db
+
+    account = find_by_username(name) or db.session.scalar(select(Account).where(Account.sub == name))
+    if account is None:
+        click.echo("no such user", err=True)
+        sys.exit(1)
+    return account
+
+
+@users_group.command("export")
+@click.argument("name")
+@click.option("--output", "-o", type=click.File("w"), default="-", help="File to write (default: stdout).")
+@with_appcontext
+def users_export(name, output):
+    """Everything held about an account as one JSON document (GDPR art. 15 and 20)."""
+    from idp.core import audit
+    from idp.selfservice.personal_data import export_account
+
+    account = _account_or_exit(name)
+    document = export_account(account)
+    audit.record("data_exported", account_id=account.id, actor="support")
+    json.dump(document, output, indent=2, sort_keys=True, default=str)
+    output.write("\n")
+
+
+@users_group.command("erase")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Confirm: the account cannot be restored.")
+@with_appcontext
+def users_erase(name, yes):
+    """Erase an account (GDPR art. 17): RPs are told, its rows deleted, its audit trail anonymised."""
+    from idp.selfservice.personal_data import describe, erase_account
+
+    account = _account_or_exit(name)
+    if not yes:
+        click.echo("error: erasing cannot be undone; add --yes to confirm", err=True)
+        sys.exit(1)
+    with _request_context():
+        counts = erase_account(account, actor="support")
+    click.echo(f"erased {name}")
+    for line in describe(counts):
+        click.echo(f"  {line}")
+
+
 def _request_context():
     """Messages and links are rendered as for a request to the configured issuer."""
     app = current_app._get_current_object()
