@@ -33,7 +33,7 @@ def create_app(
     from idp.oidc import authorize, discovery, keys, logout, token, userinfo
     from idp.oidc import server as oauth
     from idp.oidc.clients import ClientRegistry
-    from idp.selfservice import account, activation, recovery, registration
+    from idp.selfservice import account, activation, my_data, recovery, registration
     from idp.services import backends as services
 
     path = config_path or os.environ.get("IDP_CONFIG") or None
@@ -94,6 +94,7 @@ def create_app(
         userinfo,
         logout,
         account,
+        my_data,
         demo,
         customers,
         registration,
