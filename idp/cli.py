@@ -350,6 +350,19 @@ def _request_context():
     return app.test_request_context(base_url=app.extensions["idp.settings"].issuer)
 
 
+@main.command("purge")
+@click.option("--dry-run", is_flag=True, help="Count what would go; delete nothing.")
+@with_appcontext
+def purge_command(dry_run):
+    """Delete what has passed its retention ([retention]), in batches; safe while serving."""
+    from idp.core.retention import purge
+
+    counts = purge(dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    for name, n in counts.items():
+        click.echo(f"{name}: {n}" if name.startswith("idle") else f"{name}: {verb} {n}")
+
+
 @main.command("audit")
 @click.option("--limit", default=50, show_default=True)
 @click.option("--event", default=None)

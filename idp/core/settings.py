@@ -543,6 +543,7 @@ def _check_eid_origin(root: ConfigTable, issuer: str | None, connectors: dict) -
 SECTIONS = {
     "otp": "idp.login.otp:OtpSettings",
     "registration": "idp.selfservice.registration:RegistrationSettings",
+    "retention": "idp.core.retention:RetentionSettings",
 }
 
 

@@ -26,6 +26,7 @@ from wtforms.validators import DataRequired, Length
 from idp.accounts.users import find_by_username, normalize_username
 from idp.core import audit
 from idp.core.phones import mask_phone
+from idp.core.retention import end_idle_sessions
 from idp.core.sessions import current_sso
 from idp.core.storage import Account, Consent, SsoSession, db
 from idp.login import actions, otp, totp
@@ -70,6 +71,7 @@ def home():
         return back
     row, account = sso
     now = int(time.time())
+    end_idle_sessions(now, account.id)
     sessions = db.session.scalars(
         select(SsoSession)
         .where(
