@@ -25,6 +25,7 @@ from sqlalchemy import select
 from idp.core import audit
 from idp.core.sessions import current_sso
 from idp.core.storage import Account, Grant, SessionClient, SsoSession, db
+from idp.oidc.claims import is_subject_of, subject_for
 from idp.oidc.server import revoke_grant
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ def end_sso(row: SsoSession, reason: str) -> None:
                 (
                     client_id,
                     client.settings.backchannel_logout_uri,
-                    logout_token(client_id, account.sub, row.id),
+                    logout_token(client_id, subject_for(client.settings, account), row.id),
                 )
             )
     if jobs:
@@ -148,7 +149,7 @@ def logout():
     if client_id and req.client is None:
         return render_template("error.html", title=_("Logout"), message=_("Unknown application.")), 400
     sso = current_sso()
-    if req.id_token_claims and sso is not None and req.id_token_claims.get("sub") != sso[1].sub:
+    if req.id_token_claims and sso is not None and not is_subject_of(req.id_token_claims, sso[1]):
         # The hint names someone else than the person logged in on this browser: an
         # application must not end another person's session, nor be sent back to.
         return render_template(

@@ -37,6 +37,7 @@ from idp.core.storage import Account, AuditEvent, Customer, Grant, SessionClient
 from idp.login import lockout, otp
 from idp.login.lockout import FailureCounter
 from idp.oidc import logout
+from idp.oidc.claims import subject_for
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,8 @@ def _notify_relying_parties(account: Account) -> int:
         if grant.client_id in told_clients or client is None or not client.settings.backchannel_logout_uri:
             continue
         told_clients.add(grant.client_id)
-        token = logout.logout_token(grant.client_id, account.sub, grant.session_id or "")
+        subject = subject_for(client.settings, account)
+        token = logout.logout_token(grant.client_id, subject, grant.session_id or "")
         jobs.append((client.settings.backchannel_logout_uri, token))
     timeout = current_app.extensions["idp.settings"].backchannel_logout_timeout
     if jobs:
