@@ -7,6 +7,7 @@ import json
 import pytest
 import sqlalchemy as sa
 
+from idp.selfservice.personal_data import ERASED_EVENT
 from tests.conftest import base_config
 from tests.support.oidc import (
     BACKCHANNEL_EVENT,
@@ -193,7 +194,8 @@ def test_erase_sends_a_logout_token_to_every_relying_party_of_the_account(world,
         assert tokens, receiver.requests
         subs = {decode(client, t)[1]["sub"] for t in tokens}
         assert subs == {people["alice"]["sub"]}
-        assert all(BACKCHANNEL_EVENT in decode(client, t)[1]["events"] for t in tokens)
+        for t in tokens:
+            assert decode(client, t)[1]["events"] == {BACKCHANNEL_EVENT: {}, ERASED_EVENT: {}}
 
 
 def test_erase_keeps_the_operators_customer_record_unlinked(world):
@@ -213,3 +215,19 @@ def test_erase_keeps_the_operators_customer_record_unlinked(world):
     with app.app_context():
         assert db.session.scalar(sa.select(Customer.customer_number)) == "C-77"
         assert db.session.scalar(sa.select(Account.id).where(Account.customer_id.is_not(None))) is None
+
+
+def test_erase_tells_rps_whose_grant_outlived_its_session(world, receiver):
+    from idp.core.storage import SsoSession, db
+
+    app, people = world
+    alice_id = account_id(app, people["alice"]["sub"])
+    with app.app_context():
+        db.session.query(SsoSession).filter_by(account_id=alice_id).delete()  # purged long ago
+        db.session.commit()
+    assert cli(app, "users", "erase", "alice", "--yes").exit_code == 0
+    client = app.test_client()
+    for path in ("/portal/bcl", "/app/bcl"):
+        (token,) = receiver.tokens_for(path)
+        claims = decode(client, token)[1]
+        assert claims["sub"] == people["alice"]["sub"] and ERASED_EVENT in claims["events"]

@@ -64,7 +64,7 @@ class EndSession(EndSessionEndpoint):
         session.clear()
 
 
-def logout_token(client_id: str, sub: str, sid: str) -> str:
+def logout_token(client_id: str, sub: str, sid: str, extra_events: dict | None = None) -> str:
     settings = current_app.extensions["idp.settings"]
     now = int(time.time())
     claims = {
@@ -75,7 +75,7 @@ def logout_token(client_id: str, sub: str, sid: str) -> str:
         "jti": secrets.token_urlsafe(16),
         "sub": sub,
         "sid": sid,
-        "events": {BACKCHANNEL_EVENT: {}},
+        "events": {BACKCHANNEL_EVENT: {}, **(extra_events or {})},
     }
     return current_app.extensions["idp.keys"].sign(claims, typ="logout+jwt")
 
@@ -88,7 +88,7 @@ def _post(uri: str, token: str, timeout: float) -> str | None:
     return None if resp.status_code in (200, 204) else f"HTTP {resp.status_code}"
 
 
-def end_sso(row: SsoSession, reason: str) -> None:
+def end_sso(row: SsoSession, reason: str, extra_events: dict | None = None) -> None:
     """End one SSO session everywhere: the browser, the RPs (back-channel), its tokens."""
     settings = current_app.extensions["idp.settings"]
     clients = current_app.extensions["idp.clients"]
@@ -113,7 +113,7 @@ def end_sso(row: SsoSession, reason: str) -> None:
                 (
                     client_id,
                     client.settings.backchannel_logout_uri,
-                    logout_token(client_id, subject_for(client.settings, account), row.id),
+                    logout_token(client_id, subject_for(client.settings, account), row.id, extra_events),
                 )
             )
     if jobs:

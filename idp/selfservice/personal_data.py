@@ -42,6 +42,8 @@ from idp.oidc.claims import subject_for
 log = logging.getLogger(__name__)
 
 EXPORT_FORMAT = "idp-export/1"
+# Added to the logout tokens of an erasure, beside the back-channel logout event (docs/privacy.md).
+ERASED_EVENT = "urn:x-idp:event:account-erased"
 # Columns never exported: secrets and keyed hashes. The export says whether they are set.
 _SECRET_WORDS = ("hash", "secret", "password", "token", "private")
 # Audit columns that can name a person; an erased account's events keep the rest.
@@ -165,7 +167,7 @@ def _notify_relying_parties(account: Account) -> int:
     a grant outside any session. The number of sessions ended."""
     sessions = db.session.scalars(select_sessions(account.id)).all()
     for row in sessions:
-        logout.end_sso(row, reason="account_erased")
+        logout.end_sso(row, reason="account_erased", extra_events={ERASED_EVENT: {}})
     told_clients = set(
         db.session.scalars(
             sa.select(SessionClient.client_id).where(SessionClient.session_id.in_([r.id for r in sessions]))
@@ -179,7 +181,7 @@ def _notify_relying_parties(account: Account) -> int:
             continue
         told_clients.add(grant.client_id)
         subject = subject_for(client.settings, account)
-        token = logout.logout_token(grant.client_id, subject, grant.session_id or "")
+        token = logout.logout_token(grant.client_id, subject, grant.session_id or "", {ERASED_EVENT: {}})
         jobs.append((client.settings.backchannel_logout_uri, token))
     timeout = current_app.extensions["idp.settings"].backchannel_logout_timeout
     if jobs:
