@@ -123,6 +123,20 @@ def keys_rotate(connector, immediate):
     click.echo(f"new signing key {kid}; {removed} expired key(s) removed")
 
 
+@keys_group.command("rehash-identifiers")
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(10, 100_000))
+@with_appcontext
+def keys_rehash_identifiers(batch_size):
+    """Re-key every national register / card number hash under the current identifier key."""
+    from idp.accounts import identifiers
+    from idp.core import audit
+
+    counts = identifiers.rehash_all(batch_size)
+    audit.record("identifiers_rehashed", key=identifiers.current_kid(), rows=sum(counts.values()))
+    for name, n in counts.items():
+        click.echo(f"{name}: {n} re-keyed (wrapped under key {identifiers.current_kid()})")
+
+
 @keys_group.command("list")
 @with_appcontext
 def keys_list():

@@ -31,6 +31,7 @@ from sqlalchemy import ForeignKey, String, delete, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from connectors.base import valid_national_number as national_number_ok
+from idp.accounts import identifiers
 from idp.core import audit
 from idp.core.hashing import card_number_hash, national_number_hash
 from idp.core.phones import PhoneError, normalize_phone
@@ -134,6 +135,7 @@ def match_customer(card_number: str, birthdate: dt.date | None) -> Customer | No
     """The one customer with this card number and date of birth, or None."""
     if not valid_card_number(card_number) or birthdate is None:
         return None
+    identifiers.rekey(card_number=card_digits(card_number))
     rows = db.session.scalars(
         select(Customer).where(
             Customer.card_number_hash == card_number_hash(card_digits(card_number)),

@@ -37,6 +37,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from connectors.base import Identity
+from idp.accounts import identifiers
 from idp.core import audit
 from idp.core.hashing import card_number_hash, national_number_hash
 from idp.core.storage import Account, Customer, FederatedIdentity, db
@@ -90,6 +91,8 @@ def stored_subject(identity: Identity) -> str:
 
 def _resolve(identity: Identity, register: bool) -> Account:
     now = int(time.time())
+    # Hashes made under an older identifier key are rewritten under the current one first.
+    identifiers.rekey(national_number=identity.national_number, card_number=identity.card_number)
     subject = stored_subject(identity)
     nn_hash = national_number_hash(identity.national_number) if identity.national_number else None
 

@@ -17,8 +17,9 @@ purpose, so the CSRF key, the identifier-hashing key, the code key, the TOTP
 encryption key ... are unrelated even though one secret is configured. The
 CSRF/session key carries ``provider.session_key_version`` in its label: raising
 it rotates that key alone. The identifier-hashing key is versioned too
-(``provider.identifier_key_version``): hashes made under an older version can
-still be computed (``version=``) to find and re-key them.
+(``provider.identifier_key_version``) and every stored identifier hash carries the
+id of the key that made it (:mod:`idp.accounts.identifiers` finds and re-keys
+old ones).
 """
 
 from __future__ import annotations
@@ -87,13 +88,43 @@ def identifier_key_version() -> int:
     return current_app.extensions["idp.settings"].identifier_key_version
 
 
+# Identifier hashes carry the id of the key that made them: "3" (made directly under
+# identifier key version 3), "0" (the derivation used before per-purpose keys), or a
+# chain "1>3" (a version-1 hash wrapped under version 3 by ``idp keys rehash-identifiers``).
+LEGACY_KID = "0"
+
+
+def _legacy_identifier_hash(kind: str, value: str) -> str:
+    """The derivation used before keys per purpose (HMAC of the master secret and a label)."""
+    master = current_app.extensions["idp.settings"].secret_key.encode()
+    key = hmac.new(master, b"idp-identifier-hash:" + kind.encode(), hashlib.sha256).digest()
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+
+
+def identifier_hash(kind: str, value: str, kid: str | None = None) -> str:
+    """Keyed hash of an identifier (``kind``: ``national-number`` or ``card-number``) under
+    the key id ``kid`` (default: the current version, directly)."""
+    kid = kid or str(identifier_key_version())
+    first, *wraps = kid.split(">")
+    if first == LEGACY_KID:
+        out = _legacy_identifier_hash(kind, _alnum(value))
+    else:
+        out = keyed_digest("identifier", kind, _alnum(value), version=int(first))
+    for version in wraps:
+        out = wrap_identifier_hash(kind, out, int(version))
+    return out
+
+
+def wrap_identifier_hash(kind: str, stored: str, version: int) -> str:
+    """A stored hash re-keyed under ``version`` without knowing the identifier."""
+    return keyed_digest("identifier", kind + "/wrapped", stored, version=version)
+
+
 def national_number_hash(value: str, version: int | None = None) -> str:
     """Keyed hash of a national register number (under the current identifier key by default)."""
-    v = identifier_key_version() if version is None else version
-    return keyed_digest("identifier", "national-number", _alnum(value), version=v)
+    return identifier_hash("national-number", value, None if version is None else str(version))
 
 
 def card_number_hash(value: str, version: int | None = None) -> str:
     """Keyed hash of an eID or bank card number (under the current identifier key by default)."""
-    v = identifier_key_version() if version is None else version
-    return keyed_digest("identifier", "card-number", _alnum(value), version=v)
+    return identifier_hash("card-number", value, None if version is None else str(version))

@@ -72,6 +72,7 @@ class Account(db.Model):
     locale: Mapped[str | None] = mapped_column(String(8))
     address: Mapped[dict | None] = mapped_column(JSON)
     national_number_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    national_number_key: Mapped[str | None] = mapped_column(String(64))  # key id of the hash
     customer_id: Mapped[int | None] = mapped_column(Integer, index=True)
     terms_version: Mapped[str | None] = mapped_column(String(32))
     totp_secret: Mapped[str | None] = mapped_column(String(255))
@@ -98,6 +99,7 @@ class Customer(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     customer_number: Mapped[str] = mapped_column(String(64), unique=True)
     card_number_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    card_number_key: Mapped[str | None] = mapped_column(String(64))  # key id of the hash
     card_last4: Mapped[str | None] = mapped_column(String(4))
     contract_numbers: Mapped[list] = mapped_column(JSON, default=list)
     given_name: Mapped[str | None] = mapped_column(String(200))
@@ -106,6 +108,7 @@ class Customer(db.Model):
     email: Mapped[str | None] = mapped_column(String(320))
     phone: Mapped[str | None] = mapped_column(String(32))
     national_number_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    national_number_key: Mapped[str | None] = mapped_column(String(64))  # key id of the hash
     created_at: Mapped[int] = mapped_column(BigInteger, default=utcnow)
     updated_at: Mapped[int] = mapped_column(BigInteger, default=utcnow, onupdate=utcnow)
 
