@@ -73,3 +73,19 @@ def test_a_new_identifier_key_version_hashes_differently(make_app):
         v2 = hashing.national_number_hash("85073003328")
         assert hashing.national_number_hash("85073003328", version=1) == v1
     assert v1 != v2
+
+
+def test_authenticator_secret_sealed_before_keys_per_purpose_still_opens_and_new_ones_use_the_totp_key(app):
+    import base64
+
+    from cryptography.fernet import Fernet
+
+    from idp.login import totp
+
+    with app.app_context():
+        legacy = Fernet(base64.urlsafe_b64encode(hashing.legacy_key("idp-totp-secret")))
+        old = totp.PREFIX + legacy.encrypt(b"JBSWY3DPEHPK3PXP").decode()
+        assert totp.unseal(old) == "JBSWY3DPEHPK3PXP"
+        new = totp.seal("JBSWY3DPEHPK3PXP")
+        own = Fernet(base64.urlsafe_b64encode(hashing.derive_key("totp")))
+        assert own.decrypt(new[len(totp.PREFIX) :].encode()) == b"JBSWY3DPEHPK3PXP"

@@ -94,10 +94,15 @@ def identifier_key_version() -> int:
 LEGACY_KID = "0"
 
 
-def _legacy_identifier_hash(kind: str, value: str) -> str:
-    """The derivation used before keys per purpose (HMAC of the master secret and a label)."""
+def legacy_key(label: str) -> bytes:
+    """A key as derived before keys per purpose (HMAC of the master secret and a label): only
+    to read what was stored with it (authenticator-app secrets, letters, identifier hashes)."""
     master = current_app.extensions["idp.settings"].secret_key.encode()
-    key = hmac.new(master, b"idp-identifier-hash:" + kind.encode(), hashlib.sha256).digest()
+    return hmac.new(master, label.encode(), hashlib.sha256).digest()
+
+
+def _legacy_identifier_hash(kind: str, value: str) -> str:
+    key = legacy_key("idp-identifier-hash:" + kind)
     return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
 
 

@@ -21,25 +21,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from connectors.base import LEVELS, ConfigError, ConfigErrors, ConfigTable
+from idp.core.disclosure import read_client_disclosure
 
 DEFAULT_LANGUAGES = ("fr", "nl", "de", "en")
 LOGIN_METHODS = ("password", "itsme", "eid", "contract")
 SCOPES = ("openid", "profile", "email", "phone", "address", "offline_access")
-# The claims each scope may release (OpenID Connect Core 5.4); [claims.scopes] may release fewer.
-SCOPE_CLAIMS = {
-    "profile": (
-        "name",
-        "given_name",
-        "family_name",
-        "birthdate",
-        "locale",
-        "preferred_username",
-        "updated_at",
-    ),
-    "email": ("email", "email_verified"),
-    "phone": ("phone_number", "phone_number_verified"),
-    "address": ("address",),
-}
 SIGNING_ALGORITHMS = ("RS256", "PS256", "ES256")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 
@@ -277,35 +263,10 @@ def _read_client(
         first_party=t.bool("first_party", False),
         grant_types=tuple(grant_types or ()),
         disabled_methods_message=read_messages(t, "disabled_message"),
-        **_read_privacy(t, redirect_uris or []),
+        **read_client_disclosure(t, redirect_uris or []),
     )
     t.finish()
     return client if client_id else None
-
-
-def _read_privacy(t: ConfigTable, redirect_uris: list[str]) -> dict[str, Any]:
-    """A client's subject type, sector and claim limit (docs/privacy.md)."""
-    subject_type = t.str("subject_type", "public", choices=("public", "pairwise"))
-    sector = t.str("sector_identifier", None)
-    if subject_type == "pairwise" and not sector:
-        hosts = {urlsplit(u).hostname for u in redirect_uris}
-        if len(hosts) == 1 and None not in hosts:
-            sector = hosts.pop()  # Core 8.1: the host of the redirect URI
-        else:
-            t.error(
-                "sector_identifier",
-                "is required for a pairwise client whose redirect URIs span several hosts",
-            )
-    claims = t.list("claims", None)
-    known = {c for names in SCOPE_CLAIMS.values() for c in names}
-    for name in claims or []:
-        if name not in known:
-            t.error("claims", f"unknown claim {name!r}; known: {', '.join(sorted(known))}")
-    return {
-        "subject_type": subject_type or "public",
-        "sector_identifier": sector if subject_type == "pairwise" else None,
-        "claims": tuple(claims) if claims is not None else None,
-    }
 
 
 def _read_toml(path: Path, errors: list[ConfigError]) -> dict:

@@ -18,11 +18,11 @@ import io
 import pyotp
 import qrcode
 import qrcode.image.svg
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import current_app
 
 from idp.core import audit
-from idp.core.hashing import derive_key
+from idp.core.hashing import derive_key, legacy_key
 from idp.core.storage import Account
 from idp.login import lockout, otp
 
@@ -40,8 +40,10 @@ class TotpError(Exception):
         self.retry_after = retry_after
 
 
-def _fernet() -> Fernet:
-    return Fernet(base64.urlsafe_b64encode(derive_key("totp")))
+def _fernet() -> MultiFernet:
+    """Seals with the TOTP key; also opens secrets sealed before keys per purpose."""
+    keys = (derive_key("totp"), legacy_key("idp-totp-secret"))
+    return MultiFernet([Fernet(base64.urlsafe_b64encode(k)) for k in keys])
 
 
 def new_secret() -> str:

@@ -20,8 +20,9 @@ from typing import Any
 
 from flask import current_app
 
+from idp.core.disclosure import SCOPE_CLAIMS
 from idp.core.hashing import keyed_digest
-from idp.core.settings import SCOPE_CLAIMS, ClientSettings
+from idp.core.settings import ClientSettings
 from idp.core.storage import Account
 
 PROTOCOL_CLAIMS = (

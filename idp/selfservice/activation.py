@@ -49,7 +49,7 @@ from idp.accounts.customers import (
     read_csv_file,
 )
 from idp.core import audit
-from idp.core.hashing import keyed_digest
+from idp.core.hashing import keyed_digest, legacy_key
 from idp.core.i18n import localized
 from idp.core.storage import Account, Customer, db
 from idp.login import lockout
@@ -96,6 +96,12 @@ def normalize_code(code: str) -> str:
 
 def code_hash(contract_number: str, code: str) -> str:
     return keyed_digest("activation-code", normalize_contract(contract_number), normalize_code(code))
+
+
+def _legacy_code_hash(contract_number: str, code: str) -> str:
+    """The hash of letters issued before keys per purpose (they stay valid until they expire)."""
+    key = legacy_key("idp-activation-code")
+    return keyed_digest("activation-code", normalize_contract(contract_number), normalize_code(code), key=key)
 
 
 # ---------------------------------------------------------------------------
@@ -290,11 +296,11 @@ def _check_letter(contract_raw: str, code: str) -> str | None:
     # Reserve the try before checking it: parallel guesses never get extra ones.
     tries = kv.incr(_attempt_key("contract", contract), letter.lockout)
     ip_tries = kv.incr(_attempt_key("ip", request.remote_addr or "-"), letter.lockout)
-    expected = code_hash(contract, code)
+    expected = code_hash(contract, code), _legacy_code_hash(contract, code)
     row = db.session.scalar(select(ActivationCode).where(ActivationCode.contract_number == contract))
     ok = (
         row is not None
-        and hmac.compare_digest(row.code_hash, expected)
+        and any([hmac.compare_digest(row.code_hash, e) for e in expected])
         and row.used_at is None
         and row.expires_at > challenge.now()
     )
