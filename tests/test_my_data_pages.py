@@ -71,3 +71,33 @@ def test_close_erases_the_account_logs_out_and_confirms_by_email(app, logged_in)
     mails = emails_to(app, "alice@example.com")
     assert mails and "closed" in mails[-1]["subject"]
     assert logged_in.get("/account/").status_code == 302  # logged out
+
+
+def test_account_page_lists_live_sessions_only_and_marks_idle_ones_ended(app, logged_in, alice):
+    import time
+
+    from idp.core.storage import Account, SsoSession, db
+
+    now = int(time.time())
+    with app.app_context():
+        account = db.session.scalar(sa.select(Account).where(Account.sub == alice))
+        idle = app.extensions["idp.settings"].session_idle_timeout
+        db.session.add(
+            SsoSession(
+                id="forgotten",
+                account_id=account.id,
+                auth_time=now - 7200,
+                level="low",
+                methods=[],
+                amr=[],
+                created_at=now - 7200,
+                last_seen_at=now - idle - 600,
+                expires_at=now + 3600,
+                user_agent="Forgotten Browser/1.0",
+            )
+        )
+        db.session.commit()
+    page = logged_in.get("/account/").get_data(as_text=True)
+    assert "Forgotten Browser" not in page
+    with app.app_context():
+        assert db.session.get(SsoSession, "forgotten").ended_at is not None

@@ -162,6 +162,10 @@ def test_erase_leaves_no_row_that_names_the_account(world):
     result = cli(app, "users", "erase", "alice", "--yes")
     assert result.exit_code == 0, result.output
     assert rows_naming_account(app, alice_id, needles(people["alice"])) == []
+    from idp.login import lockout
+
+    with app.app_context():
+        assert lockout.status(lockout.password_key("alice"), 0) == (0, 0)  # her counter went too
     # Bob is untouched, and the audit trail keeps the events without the person.
     bob_id = account_id(app, people["bob"]["sub"])
     assert rows_naming_account(app, bob_id, needles(people["bob"]))

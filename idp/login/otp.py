@@ -309,10 +309,12 @@ def _over_cap(kv, caps: Caps, t: int, account_id: int | None, number: str, purpo
         checks.append(
             ("per_account_per_day", f"otp:cap:acct:{account_id}{family}:{day}", DAY, caps.per_account_per_day)
         )
-    checks.append(("per_number_per_day", f"otp:cap:num:{number}{family}:{day}", DAY, caps.per_number_per_day))
+    by_number = lockout.key(f"otp:cap:num{family}:{day}", typed=number)
+    checks.append(("per_number_per_day", by_number, DAY, caps.per_number_per_day))
     ip = _client_ip()
     if ip:
-        checks.append(("per_ip_per_hour", f"otp:cap:ip:{ip}:{hour}", HOUR, caps.per_ip_per_hour))
+        by_ip = lockout.key(f"otp:cap:ip:{hour}", typed=ip)
+        checks.append(("per_ip_per_hour", by_ip, HOUR, caps.per_ip_per_hour))
     checks.append(("global_per_day", f"otp:cap:all:{day}", DAY, caps.global_per_day))
     counted = []
     for name, key, ttl, limit in checks:

@@ -20,6 +20,7 @@ from wtforms import BooleanField
 from wtforms.validators import DataRequired
 
 from idp.core import audit
+from idp.login.actions import lang_of
 from idp.selfservice.account import _guard
 from idp.selfservice.personal_data import erase_account, export_account
 from idp.services.notify import send_email
@@ -60,7 +61,7 @@ def close():
     error = None
     if form.validate_on_submit():
         address = account.email if account.email_verified else None
-        name, lang = account.display_name, account.locale
+        name, lang = account.display_name, lang_of(account)
         erase_account(account, actor="self")
         session.clear()
         if address:
