@@ -64,15 +64,16 @@ def world(make_app, tmp_path, receiver):
         inject_sso(app, client, sub)
         tokens = {"portal": portal_tokens(client), "app": app_tokens(client, scope="openid offline_access")}
         people[name] = {"sub": sub, "client": client, "tokens": tokens, **fields}
-        _extras(app, sub, name)
+        _extras(app, sub, name, fields)
     return app, people
 
 
-def _extras(app, sub, name):
+def _extras(app, sub, name, fields):
     from idp.core import audit
     from idp.core.storage import Account, Consent, FederatedIdentity, db
     from idp.login.password import check_password
     from idp.selfservice.recovery import PasswordReset
+    from idp.selfservice.registration import PendingRegistration
 
     with app.test_request_context(environ_base={"REMOTE_ADDR": "192.0.2.7"}):
         account = db.session.scalar(sa.select(Account).where(Account.sub == sub))
@@ -84,6 +85,20 @@ def _extras(app, sub, name):
         db.session.add(Consent(account_id=account.id, client_id="partner", scope="openid profile"))
         db.session.add(
             PasswordReset(token_hash=f"{name:0<64}", account_id=account.id, created_at=1, expires_at=2)
+        )
+        db.session.add(  # a second registration started with the same address, never confirmed
+            PendingRegistration(
+                owner=f"phone:{fields['phone']}",
+                token_hash=f"{name:1<64}",
+                username=f"{name}2",
+                username_norm=f"{name}2",
+                password_hash="x",
+                email=fields["email"].upper(),
+                phone=fields["phone"],
+                terms_version="1",
+                created_at=1,
+                expires_at=2,
+            )
         )
         db.session.commit()
         check_password(account.username, "a wrong password", None)  # a failure counter
@@ -142,6 +157,7 @@ def test_export_has_every_row_of_the_account_in_every_table_and_nothing_of_anoth
             assert expected > 0 and len(document["tables"][name]) == expected, name
         assert len(document["tables"]["refresh_tokens"]) >= 1
         assert {r["client_id"] for r in document["tables"]["session_clients"]} == {"portal", "app"}
+    assert [r["username"] for r in document["tables"]["pending_registrations"]] == ["alice2"]
     assert set(document["applications"]) == {"portal", "app", "partner"}
     assert {e["event"] for e in document["audit_events"]} >= {"password_change"}
     assert all(e["account_id"] == alice_id for e in document["audit_events"])

@@ -48,6 +48,9 @@ ERASED_EVENT = "urn:x-idp:event:account-erased"
 _SECRET_WORDS = ("hash", "secret", "password", "token", "private")
 # Audit columns that can name a person; an erased account's events keep the rest.
 _AUDIT_PERSONAL = ("account_id", "ip", "detail")
+# Tables that name a person without a link to the account (explicit handling): a
+# registration waiting for its e-mail link under the account's address.
+_UNLINKED = (("pending_registrations", "email"),)
 
 
 def _is_secret(column: str) -> bool:
@@ -125,6 +128,13 @@ def export_account(account: Account) -> dict[str, Any]:
         rows = [_row(r) for r in db.session.execute(sa.select(table).where(cond)).mappings()]
         if rows:
             tables[table.name] = rows
+    for name, column in _UNLINKED:
+        table = db.metadata.tables.get(name)
+        value = getattr(account, column, None)
+        if table is not None and value:
+            rows = db.session.execute(sa.select(table).where(sa.func.lower(table.c[column]) == value.lower()))
+            if found := [_row(r) for r in rows.mappings()]:
+                tables[name] = found
     customer = db.session.get(Customer, account.customer_id) if account.customer_id else None
     if customer is not None:
         tables["customers"] = [
@@ -194,6 +204,19 @@ def select_sessions(account_id: int) -> sa.Select:
     return sa.select(SsoSession).where(SsoSession.account_id == account_id)
 
 
+def _delete_unlinked(account: Account, counts: dict[str, int]) -> None:
+    for name, column in _UNLINKED:
+        table = db.metadata.tables.get(name)
+        value = getattr(account, column, None)
+        if table is None or not value:
+            continue
+        n = db.session.execute(
+            sa.delete(table).where(sa.func.lower(table.c[column]) == value.lower())
+        ).rowcount
+        if n:
+            counts[name] = n
+
+
 def erase_account(account: Account, actor: str) -> dict[str, int]:
     """Erase the account: RPs told, every row that names it gone or made anonymous, at once.
 
@@ -215,6 +238,7 @@ def erase_account(account: Account, actor: str) -> dict[str, int]:
         ).rowcount
         counts["audit_events (anonymised)"] = anonymised
         db.session.execute(sa.delete(FailureCounter).where(FailureCounter.key.in_(counters)))
+        _delete_unlinked(account, counts)
         db.session.execute(sa.delete(Account).where(Account.id == account_id))
         counts["accounts"] = 1
         audit.record("account_erased", actor=actor, sessions=sessions, commit=False)
