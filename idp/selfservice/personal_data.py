@@ -45,7 +45,7 @@ EXPORT_FORMAT = "idp-export/1"
 # Added to the logout tokens of an erasure, beside the back-channel logout event (docs/privacy.md).
 ERASED_EVENT = "urn:x-idp:event:account-erased"
 # Columns never exported: secrets and keyed hashes. The export says whether they are set.
-_SECRET_WORDS = ("hash", "secret", "password", "token", "private")
+_SECRET_SUFFIXES = ("_hash", "_secret", "_pem")
 # Audit columns that can name a person; an erased account's events keep the rest.
 _AUDIT_PERSONAL = ("account_id", "ip", "detail")
 # Tables that name a person without a link to the account (explicit handling): a
@@ -54,7 +54,7 @@ _UNLINKED = (("pending_registrations", "email"),)
 
 
 def _is_secret(column: str) -> bool:
-    return any(word in column for word in _SECRET_WORDS)
+    return column.endswith(_SECRET_SUFFIXES) or column in ("secret", "password", "token")
 
 
 def owned_tables() -> list[sa.Table]:
@@ -73,9 +73,9 @@ def owned_tables() -> list[sa.Table]:
     return out
 
 
-def _condition(table: sa.Table, account_id: int, owned: dict[str, sa.Select]) -> sa.ColumnElement:
-    """Rows of ``table`` that belong to the account (``owned``: how to select the owned
-    rows' primary keys of the tables before it)."""
+def _condition(table: sa.Table, account_id: int, owned: dict[str, sa.ColumnElement]) -> sa.ColumnElement:
+    """Rows of ``table`` that belong to the account (``owned``: the conditions already made
+    for the tables before it)."""
     terms = []
     for col in table.columns:
         for fk in col.foreign_keys:
