@@ -251,3 +251,27 @@ def test_erase_tells_rps_whose_grant_outlived_its_session(world, receiver):
         (token,) = receiver.tokens_for(path)
         claims = decode(client, token)[1]
         assert claims["sub"] == people["alice"]["sub"] and ERASED_EVENT in claims["events"]
+
+
+def test_export_shows_an_eid_card_link_without_its_card_hash(app, make_user):
+    from idp.core.hashing import card_number_hash
+    from idp.core.storage import Account, FederatedIdentity, db
+    from idp.selfservice.personal_data import export_account
+
+    sub = make_user()
+    with app.test_request_context():
+        account = db.session.scalar(sa.select(Account).where(Account.sub == sub))
+        card_hash = card_number_hash("592000111222")
+        db.session.add(
+            FederatedIdentity(
+                account_id=account.id,
+                method="eid",
+                issuer="urn:be:fedict:eid",
+                subject="card-hmac:" + card_hash,
+            )
+        )
+        db.session.commit()
+        document = export_account(account)
+    (link,) = document["tables"]["federated_identities"]
+    assert link["method"] == "eid" and link["created_at"]
+    assert card_hash not in json.dumps(document, default=str)

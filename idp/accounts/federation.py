@@ -82,10 +82,13 @@ def resolve_identity(identity: Identity, *, register: bool) -> Account:
     raise AssertionError("unreachable")
 
 
+CARD_SUBJECT = "card-hmac:"  # an eID card link's subject: this prefix and the card number's keyed hash
+
+
 def stored_subject(identity: Identity) -> str:
     """The subject as stored: a card number (the eID subject) is kept only as a keyed hash."""
     if identity.card_number and identity.subject == identity.card_number:
-        return "card-hmac:" + card_number_hash(identity.subject)
+        return CARD_SUBJECT + card_number_hash(identity.subject)
     return identity.subject
 
 

@@ -32,6 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
+from idp.accounts.federation import CARD_SUBJECT
 from idp.core import audit
 from idp.core.storage import Account, AuditEvent, Customer, Grant, SessionClient, SsoSession, db
 from idp.login import lockout, otp
@@ -109,6 +110,8 @@ def _row(mapping: Any) -> dict[str, Any]:
     for column, value in mapping.items():
         if _is_secret(column):
             out[column] = {"set": value is not None}
+        elif isinstance(value, str) and value.startswith(CARD_SUBJECT):
+            out[column] = CARD_SUBJECT + "(keyed hash of the card number)"  # an eID card link
         else:
             out[column] = value
     return out
