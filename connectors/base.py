@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from stdnum.be import nn as belgian_national_number
+
 # Assurance levels, lowest first. Connectors map their upstream's strength to
 # one of these names; the provider maps names to the ``acr`` values it issues.
 LEVELS = ("low", "substantial", "high")
@@ -23,6 +25,18 @@ def level_rank(level: str) -> int:
         return LEVELS.index(level)
     except ValueError:
         return -1
+
+
+def valid_national_number(value: str) -> bool:
+    """A Belgian national register number as the card and itsme give it: exactly 11 digits
+    that pass python-stdnum's check (birth date, mod 97 for births before and after 2000)."""
+    return (
+        isinstance(value, str)
+        and value.isascii()
+        and value.isdigit()
+        and len(value) == 11
+        and (belgian_national_number.is_valid(value))
+    )
 
 
 @dataclass(frozen=True)

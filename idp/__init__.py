@@ -17,10 +17,11 @@ from flask import Flask
 from idp import config, demo
 from idp.accounts import customers, passwords
 from idp.core import audit, errors, i18n, kv, security, sessions, storage
+from idp.core.hashing import session_key
 from idp.core.settings import Settings
 from idp.login import actions, eid, itsme, password, second_factor
 from idp.oidc import authorize, clients, discovery, keys, logout, server, token, userinfo
-from idp.selfservice import account, activation, contract_login, recovery, registration
+from idp.selfservice import account, activation, contract_login, my_data, recovery, registration
 from idp.services import backends
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ PARTS = (
     userinfo,
     logout,
     account,
+    my_data,
     demo,
     customers,
     registration,
@@ -85,7 +87,7 @@ def _flask_app(settings: Settings) -> Flask:
         os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
     app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
     app.config.update(
-        SECRET_KEY=settings.secret_key,
+        SECRET_KEY=session_key(settings.secret_key, settings.session_key_version),
         SESSION_COOKIE_SECURE=settings.production,
         PREFERRED_URL_SCHEME="https" if settings.production else "http",
         WTF_CSRF_TIME_LIMIT=settings.login_transaction_ttl,

@@ -19,19 +19,24 @@ from werkzeug.serving import run_simple
 
 from connectors.config import ConfigErrors
 from idp import create_app
+from idp.accounts import identifiers
+from idp.accounts.customers import exit_with_problems, read_csv_file
+from idp.accounts.importer import AccountImportError, import_accounts
+from idp.accounts.origins import migration_status
 from idp.accounts.users import (
     AccountError,
     create_local_account,
     disable_account,
     find_by_username,
-    normalize_username,
 )
 from idp.config import load as load_settings
 from idp.connectors_admin import rotate_itsme_keys
 from idp.core import audit
 from idp.core.phones import PhoneError, mask_phone
-from idp.core.storage import AuditEvent, SigningKey, db, upgrade
+from idp.core.retention import purge
+from idp.core.storage import Account, AuditEvent, SigningKey, db, upgrade
 from idp.login import contacts, lockout, otp
+from idp.selfservice.personal_data import describe, erase_account, export_account
 
 
 def _create_app():
@@ -133,6 +138,18 @@ def keys_rotate(connector, immediate):
     click.echo(f"new signing key {kid}; {removed} expired key(s) removed")
 
 
+@keys_group.command("rehash-identifiers")
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(10, 100_000))
+@with_appcontext
+def keys_rehash_identifiers(batch_size):
+    """Re-key every national register / card number hash under the current identifier key."""
+
+    counts = identifiers.rehash_all(batch_size)
+    audit.record("identifiers_rehashed", key=identifiers.current_kid(), rows=sum(counts.values()))
+    for name, n in counts.items():
+        click.echo(f"{name}: {n} re-keyed (wrapped under key {identifiers.current_kid()})")
+
+
 @keys_group.command("list")
 @with_appcontext
 def keys_list():
@@ -212,8 +229,8 @@ def _locked_for(account) -> dict:
 
     now = otp.now()
     return {
-        "password": lockout.status(f"password:{normalize_username(account.username)}"[:200], now)[1],
-        "codes": lockout.status(f"otp:account:{account.id}", now)[1],
+        "password": lockout.status(lockout.password_key(account.username), now)[1],
+        "codes": lockout.status(otp.failure_key("login", "", account.id), now)[1],
     }
 
 
@@ -290,7 +307,7 @@ def users_unlock(username):
     """Clear the password and code lockouts of an account."""
 
     account = _user_or_exit(username)
-    keys = [f"password:{normalize_username(account.username)}"[:200], f"otp:account:{account.id}"]
+    keys = [lockout.password_key(account.username), otp.failure_key("login", "", account.id)]
     cleared = lockout.clear(keys)
     audit.record("unlocked", account_id=account.id, actor="support", counters=cleared)
     click.echo(f"{account.username}: unlocked ({cleared} counter(s) cleared)")
@@ -311,9 +328,6 @@ def users_import(file: Path, fmt: str | None):
 
     See docs/migration.md for the fields and the hash formats.
     """
-    from idp.accounts.customers import exit_with_problems, read_csv_file
-    from idp.accounts.importer import AccountImportError, import_accounts
-    from idp.login import otp
 
     fmt = fmt or ("jsonl" if file.suffix.lower() in (".jsonl", ".ndjson", ".json") else "csv")
     text = read_csv_file(file)
@@ -343,7 +357,6 @@ def users_import(file: Path, fmt: str | None):
 @with_appcontext
 def users_migration_status(as_json: bool):
     """How far the move from the old system has come: imported, signed in since, still on a legacy hash."""
-    from idp.accounts.origins import migration_status
 
     status = migration_status(current_app.extensions["idp.passwords"].current_prefix())
     data = {
@@ -366,10 +379,64 @@ def users_migration_status(as_json: bool):
         click.echo(f"{key.replace('_', ' '):<{width}}  {value if value is not None else '-'}")
 
 
+def _account_or_exit(name):
+    """An account by username, or by ``sub`` for accounts without one (itsme / eID only)."""
+
+    account = find_by_username(name) or db.session.scalar(select(Account).where(Account.sub == name))
+    if account is None:
+        click.echo("no such user", err=True)
+        sys.exit(1)
+    return account
+
+
+@users_group.command("export")
+@click.argument("name")
+@click.option("--output", "-o", type=click.File("w"), default="-", help="File to write (default: stdout).")
+@with_appcontext
+def users_export(name, output):
+    """Everything held about an account as one JSON document (GDPR art. 15 and 20)."""
+
+    account = _account_or_exit(name)
+    document = export_account(account)
+    audit.record("data_exported", account_id=account.id, actor="support")
+    json.dump(document, output, indent=2, sort_keys=True, default=str)
+    output.write("\n")
+
+
+@users_group.command("erase")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Confirm: the account cannot be restored.")
+@with_appcontext
+def users_erase(name, yes):
+    """Erase an account (GDPR art. 17): RPs are told, its rows deleted, its audit trail anonymised."""
+
+    account = _account_or_exit(name)
+    if not yes:
+        click.echo("error: erasing cannot be undone; add --yes to confirm", err=True)
+        sys.exit(1)
+    with _request_context():
+        counts = erase_account(account, actor="support")
+    click.echo(f"erased {name}")
+    for line in describe(counts):
+        click.echo(f"  {line}")
+
+
 def _request_context():
     """Messages and links are rendered as for a request to the configured issuer."""
     app = current_app._get_current_object()
     return app.test_request_context(base_url=app.extensions["idp.settings"].issuer)
+
+
+@main.command("purge")
+@click.option("--dry-run", is_flag=True, help="Count what would go; delete nothing.")
+@with_appcontext
+def purge_command(dry_run):
+    """Delete what has passed its retention ([retention]), in batches; safe while serving."""
+
+    counts = purge(dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    for name, n in counts.items():
+        click.echo(f"{name}: {n}" if name.startswith("idle") else f"{name}: {verb} {n}")
 
 
 @main.command("audit")

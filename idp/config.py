@@ -15,8 +15,10 @@ from typing import Any
 
 from idp.accounts.legacy_source import LegacySettings
 from idp.accounts.passwords import PasswordSettings
+from idp.core.retention import RetentionSettings
 from idp.core.settings import Section, Settings, load_settings
 from idp.login.otp import OtpSettings
+from idp.oidc.claims import ClaimsSettings
 from idp.selfservice.rules import RegistrationSettings
 from idp.services.mail import MailSettings
 from idp.services.sms import SmsSettings
@@ -37,6 +39,8 @@ SECTIONS: dict[str, Section] = {
     "otp": Section(OtpSettings.from_table),
     "registration": Section(RegistrationSettings.from_table),
     "legacy": Section(LegacySettings.from_table),
+    "retention": Section(RetentionSettings.from_table),
+    "claims": Section(ClaimsSettings.from_table),
 }
 
 

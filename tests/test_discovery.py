@@ -48,7 +48,7 @@ def test_every_endpoint_is_https_when_the_issuer_is_https(make_app):
         ("code_challenge_methods_supported", ["S256"]),
         ("response_types_supported", ["code"]),
         ("response_modes_supported", ["query", "form_post"]),
-        ("subject_types_supported", ["public"]),
+        ("subject_types_supported", ["public", "pairwise"]),
         ("id_token_signing_alg_values_supported", ["RS256"]),
         ("authorization_response_iss_parameter_supported", True),
         ("backchannel_logout_supported", True),

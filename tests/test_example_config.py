@@ -59,6 +59,9 @@ def test_every_settings_key_read_by_the_provider_appears_in_the_example():
         "idp/accounts/legacy_source.py",
         "idp/login/otp.py",
         "idp/selfservice/registration.py",
+        "idp/core/retention.py",
+        "idp/oidc/claims.py",
+        "idp/core/disclosure.py",
         "connectors/itsme/settings.py",
         "connectors/eid/settings.py",
     ]

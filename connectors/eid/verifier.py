@@ -18,7 +18,6 @@ import base64
 import datetime as dt
 import hmac
 import logging
-import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -38,7 +37,7 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
-from connectors.base import ConnectorError, Identity
+from connectors.base import ConnectorError, Identity, valid_national_number
 from connectors.eid import identity_files, token
 from connectors.eid.identity_files import CardIdentity, IdentityFileError
 from connectors.eid.ocsp import (
@@ -97,7 +96,6 @@ _LIMITS = {
     "rrn_certificate": 8192,
 }
 IDENTITY_FIELDS = ("data_file", "data_signature", "address_file", "address_signature", "rrn_certificate")
-_NATIONAL_NUMBER = re.compile(r"\d{11}")
 
 
 def new_challenge() -> str:
@@ -304,7 +302,7 @@ def check_purpose(cert: x509.Certificate) -> str:
     if eku is not None and ExtendedKeyUsageOID.CLIENT_AUTH not in eku:
         raise ConnectorError(WRONG_CERTIFICATE, "extended key usage lacks clientAuth")
     numbers = cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
-    if len(numbers) != 1 or not _NATIONAL_NUMBER.fullmatch(str(numbers[0].value)):
+    if len(numbers) != 1 or not valid_national_number(str(numbers[0].value)):
         raise ConnectorError(WRONG_CERTIFICATE, "subject has no national register number")
     if not isinstance(cert.public_key(), ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
         raise ConnectorError(WRONG_CERTIFICATE, "unsupported key type")

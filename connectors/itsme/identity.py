@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.base import ConnectorError, Identity
+from connectors.base import ConnectorError, Identity, valid_national_number
 
 from .settings import ACR_ADVANCED
 
@@ -37,14 +37,6 @@ _STRING_CLAIMS = (
 )
 _ADDRESS_FIELDS = ("formatted", "street_address", "postal_code", "locality", "region", "country")
 _CARD = re.compile(r"^[A-Z0-9]{1,32}$")
-
-
-def valid_national_number(value: str) -> bool:
-    """11 digits with the National Register's mod-97 check (people born before or after 2000)."""
-    if not re.fullmatch(r"\d{11}", value):
-        return False
-    base, check = int(value[:9]), int(value[9:])
-    return check in (97 - base % 97, 97 - (2_000_000_000 + base) % 97)
 
 
 def build_identity(

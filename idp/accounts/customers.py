@@ -30,6 +30,8 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import delete, select
 
+from connectors.base import valid_national_number as national_number_ok
+from idp.accounts import identifiers
 from idp.core import audit
 from idp.core.hashing import card_number_hash, national_number_hash
 from idp.core.phones import PhoneError, normalize_phone
@@ -114,18 +116,18 @@ def normalize_contract(value: str) -> str:
 
 
 def valid_national_number(value: str) -> bool:
-    """A Belgian national register number: 11 digits, the last two a mod-97 check."""
-    digits = "".join(c for c in value if c.isdigit())
-    if len(digits) != 11 or not re.fullmatch(r"[0-9 .-]+", value.strip()):
+    """A Belgian national register number as written in an import file (dots, dashes, spaces
+    allowed): python-stdnum's check (birth date, mod-97 for births before and after 2000)."""
+    if not re.fullmatch(r"[0-9 .-]+", value.strip()):
         return False
-    base, check = int(digits[:9]), int(digits[9:])
-    return check in (97 - base % 97, 97 - int("2" + digits[:9]) % 97)
+    return national_number_ok("".join(c for c in value if c.isdigit()))
 
 
 def match_customer(card_number: str, birthdate: dt.date | None) -> Customer | None:
     """The one customer with this card number and date of birth, or None."""
     if not valid_card_number(card_number) or birthdate is None:
         return None
+    identifiers.rekey(card_number=card_digits(card_number))
     rows = db.session.scalars(
         select(Customer).where(
             Customer.card_number_hash == card_number_hash(card_digits(card_number)),

@@ -38,6 +38,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from connectors.base import Identity
+from idp.accounts import identifiers
 from idp.core import audit
 from idp.core.hashing import card_number_hash, national_number_hash
 from idp.core.phones import PhoneError, normalize_phone
@@ -83,15 +84,20 @@ def resolve_identity(identity: Identity, *, register: bool) -> Account:
     raise AssertionError("unreachable")
 
 
+CARD_SUBJECT = "card-hmac:"  # an eID card link's subject: this prefix and the card number's keyed hash
+
+
 def stored_subject(identity: Identity) -> str:
     """The subject as stored: a card number (the eID subject) is kept only as a keyed hash."""
     if identity.card_number and identity.subject == identity.card_number:
-        return "card-hmac:" + card_number_hash(identity.subject)
+        return CARD_SUBJECT + card_number_hash(identity.subject)
     return identity.subject
 
 
 def _resolve(identity: Identity, register: bool) -> Account:
     now = int(time.time())
+    # Hashes made under an older identifier key are rewritten under the current one first.
+    identifiers.rekey(national_number=identity.national_number, card_number=identity.card_number)
     subject = stored_subject(identity)
     nn_hash = national_number_hash(identity.national_number) if identity.national_number else None
 

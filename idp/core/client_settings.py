@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from connectors.base import LEVELS
 from connectors.config import ConfigTable
+from idp.core.disclosure import read_client_disclosure
 
 LOGIN_METHODS = ("password", "itsme", "eid", "contract")
 SCOPES = ("openid", "profile", "email", "phone", "address", "offline_access")
@@ -38,6 +39,9 @@ class ClientSettings:
     first_party: bool
     grant_types: tuple[str, ...]
     disabled_methods_message: dict[str, str] = field(default_factory=dict)
+    subject_type: str = "public"  # or "pairwise" (OpenID Connect Core 8)
+    sector_identifier: str | None = None  # pairwise: clients of one sector share a sub
+    claims: tuple[str, ...] | None = None  # at most these claims, whatever the scopes
 
     @property
     def is_public(self) -> bool:
@@ -137,6 +141,7 @@ def read_client(t: ConfigTable, production: bool) -> ClientSettings | None:
         first_party=t.bool("first_party", False),
         grant_types=tuple(grant_types or ()),
         disabled_methods_message=t.messages("disabled_message"),
+        **read_client_disclosure(t, redirect_uris or []),
     )
     t.finish()
     return client if client_id else None

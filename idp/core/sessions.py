@@ -182,10 +182,11 @@ def add_client(sso: SsoSession, client_id: str) -> None:
         db.session.commit()
 
 
-def end_sso(row: SsoSession, reason: str) -> None:
+def end_sso(row: SsoSession, reason: str, extra_events: dict | None = None) -> None:
     """End one SSO session everywhere: marked ended here; the listeners of
-    :data:`session_ended` revoke its tokens and send the back-channel logouts."""
+    :data:`session_ended` revoke its tokens and send the back-channel logouts (with
+    ``extra_events`` added to each logout token's ``events``)."""
     if row.ended_at is None:
         row.ended_at = int(time.time())
-    session_ended.send(current_app._get_current_object(), sso=row, reason=reason)
+    session_ended.send(current_app._get_current_object(), sso=row, reason=reason, extra_events=extra_events)
     g.pop("sso", None)

@@ -79,7 +79,7 @@ class Settings:
     issuer: str
     environment: str
     service_name: str
-    secret_key: str
+    secret_key: str  # the master secret: every purpose key is derived from it (idp.core.hashing)
     instance_dir: Path
     database_url: str
     kv_url: str
@@ -105,6 +105,8 @@ class Settings:
     demo_enabled: bool
     backchannel_logout_timeout: float
     trusted_proxies: int
+    session_key_version: int = 1  # raise it to rotate the CSRF/session key alone
+    identifier_key_version: int = 1  # the key that hashes national register and card numbers
     connectors: dict[str, Any] = field(default_factory=dict)  # method -> connector settings
     sections: dict[str, Any] = field(default_factory=dict)  # tables read by their own modules
 
@@ -273,6 +275,8 @@ def _read_provider(ctx: _Context) -> dict[str, Any]:
     secret_key = _secret_or_development(provider, "secret_key", ctx, "secret_key")
     if secret_key is not None and len(secret_key) < 32:
         provider.error("secret_key", "must be at least 32 characters")
+    session_key_version = provider.int("session_key_version", 1, min=1, max=10_000)
+    identifier_key_version = provider.int("identifier_key_version", 1, min=1, max=10_000)
     languages = provider.list("languages", list(DEFAULT_LANGUAGES))
     for lang in languages or []:
         if lang not in DEFAULT_LANGUAGES:
@@ -288,6 +292,8 @@ def _read_provider(ctx: _Context) -> dict[str, Any]:
         "default_language": provider.str("default_language", "fr", choices=DEFAULT_LANGUAGES),
         "service_name": provider.str("service_name", "MyOnlineServices"),
         "trusted_proxies": provider.int("trusted_proxies", 0, min=0, max=5),
+        "session_key_version": session_key_version,
+        "identifier_key_version": identifier_key_version,
         "clients_file": provider.path_value("clients_file", None),
     }
     provider.finish()

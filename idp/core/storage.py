@@ -6,13 +6,12 @@ migrations under ``idp/core/migrations`` are the only way the schema changes
 
 Secrets are never stored in the clear: authorization codes, refresh tokens,
 reset links and one-time codes are kept as SHA-256 digests; national register
-and card numbers as keyed HMACs (see :mod:`idp.hashing`).
+and card numbers as keyed HMACs (see :mod:`idp.core.hashing`, which also makes the digests).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import time
 from pathlib import Path
@@ -73,6 +72,7 @@ class Account(db.Model):
     locale: Mapped[str | None] = mapped_column(String(8))
     address: Mapped[dict | None] = mapped_column(JSON)
     national_number_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    national_number_key: Mapped[str | None] = mapped_column(String(64))  # key id of the hash
     customer_id: Mapped[int | None] = mapped_column(Integer, index=True)
     terms_version: Mapped[str | None] = mapped_column(String(32))
     totp_secret: Mapped[str | None] = mapped_column(String(255))
@@ -97,6 +97,7 @@ class Customer(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     customer_number: Mapped[str] = mapped_column(String(64), unique=True)
     card_number_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    card_number_key: Mapped[str | None] = mapped_column(String(64))  # key id of the hash
     card_last4: Mapped[str | None] = mapped_column(String(4))
     given_name: Mapped[str | None] = mapped_column(String(200))
     family_name: Mapped[str | None] = mapped_column(String(200))
@@ -104,6 +105,7 @@ class Customer(db.Model):
     email: Mapped[str | None] = mapped_column(String(320))
     phone: Mapped[str | None] = mapped_column(String(32))
     national_number_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    national_number_key: Mapped[str | None] = mapped_column(String(64))  # key id of the hash
     created_at: Mapped[int] = mapped_column(BigInteger, default=utcnow)
     updated_at: Mapped[int] = mapped_column(BigInteger, default=utcnow, onupdate=utcnow)
     contracts: Mapped[list[CustomerContract]] = relationship(
@@ -269,11 +271,6 @@ def upgrade(app: Flask, revision: str = "heads") -> None:
         with db.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
-
-
-def digest(value: str) -> str:
-    """The SHA-256 digest (hex) under which a secret (code, token, link) is stored."""
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def first_row_autocommit(statement, params: dict) -> tuple | None:

@@ -8,7 +8,6 @@ that asked. ``*_verified`` flags change only here, and the old contact is told.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import secrets
@@ -21,7 +20,7 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from idp.core import audit
+from idp.core import audit, hashing
 from idp.core.phones import PhoneError, mask_phone
 from idp.core.storage import Account, db
 from idp.login import otp
@@ -87,15 +86,11 @@ def email_typed_twice(raw: str, repeat: str | None) -> str:
     return address
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def send_email_link(account: Account, address: str, *, change: bool) -> bool:
     """Send a confirmation link to ``address``; the newest link of an account is the only valid one."""
     kv = current_app.extensions["idp.kv"]
     token = secrets.token_urlsafe(32)
-    digest = _digest(token)
+    digest = hashing.digest(token)
     record = {"account": account.id, "email": address, "exp": otp.now() + EMAIL_LINK_TTL, "change": change}
     kv.set(f"emaillink:{digest}", json.dumps(record).encode(), EMAIL_LINK_TTL)
     kv.set(f"emaillink:account:{account.id}", digest.encode(), EMAIL_LINK_TTL)
@@ -115,7 +110,7 @@ def send_email_link(account: Account, address: str, *, change: bool) -> bool:
 def confirm_email(token: str) -> Account | None:
     """Use a confirmation link: the account whose address is now verified, or None."""
     kv = current_app.extensions["idp.kv"]
-    digest = _digest(token or "")
+    digest = hashing.digest(token or "")
     current = kv.get(f"emaillink:account:{_peek_account(kv, digest)}")
     raw = kv.pop(f"emaillink:{digest}")
     if raw is None:

@@ -16,7 +16,6 @@ status and an audit record; the page shows the sentence.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 from urllib.parse import urlsplit
@@ -47,6 +46,7 @@ from connectors.eid import (
 from idp.accounts.federation import FederationError, resolve_identity
 from idp.core import audit
 from idp.core.errors import error_page
+from idp.core.hashing import digest
 from idp.core.storage import db
 from idp.login.chooser import method_choices
 from idp.login.completion import complete_login
@@ -191,7 +191,7 @@ def _binding(tx_id: str) -> str:
     secret = session.get("eid_binding")
     if not isinstance(secret, str):
         secret = session["eid_binding"] = secrets.token_urlsafe(24)
-    return hashlib.sha256(f"{secret}\x00{tx_id}".encode()).hexdigest()
+    return digest(f"{secret}\x00{tx_id}")
 
 
 def _challenge_key(binding: str) -> str:
@@ -200,7 +200,7 @@ def _challenge_key(binding: str) -> str:
 
 def _state_key(challenge: str) -> str:
     # Where a challenge was issued and whether it was used: tells a replay from an expiry.
-    return "eid:challenge-state:" + hashlib.sha256(challenge.encode()).hexdigest()
+    return "eid:challenge-state:" + digest(challenge)
 
 
 class Refused(Exception):

@@ -22,7 +22,6 @@ methods of the same transaction, plus an audit record; never a login.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 import requests
@@ -46,6 +45,7 @@ from connectors.config import ConfigError, ConfigErrors
 from connectors.itsme import ItsmeConnector, RPKeyError, RPKeys
 from idp.accounts.federation import FederationError, resolve_identity
 from idp.core import audit
+from idp.core.hashing import digest
 from idp.core.phones import PhoneError, normalize_phone
 from idp.core.storage import db
 from idp.login.chooser import METHOD_ENDPOINTS, method_choices
@@ -249,7 +249,7 @@ def _phone_hint(tx: dict | None) -> str | None:
 
 
 def _used_state_key(state: str) -> str:
-    return "itsme:state:" + hashlib.sha256(state.encode()).hexdigest()
+    return "itsme:state:" + digest(state)
 
 
 def build_connector(app: Flask) -> None:

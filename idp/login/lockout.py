@@ -1,8 +1,9 @@
 """Failure counters with lockout and growing delays (NIST SP 800-63B §5.2.2, OWASP ASVS V2.2.1).
 
-One row per guarded thing (``password:<username>``, ``otp:account:<id>``,
-``otp:<purpose>:<binding>``), in the database so that new sessions, new IPs,
-resends and restarts never reset it. Every try is *reserved* before it is
+One row per guarded thing, named by :func:`key` (``password:<keyed hash of the
+normalised username>``, ``otp:account:<id>``, ``otp:<purpose>:<binding>``), in
+the database so that new sessions, new IPs, resends and restarts never reset it.
+Every try is *reserved* before it is
 checked: :func:`attempt` increments the counter with one atomic
 ``UPDATE ... SET failures = failures + 1 ... RETURNING`` and only a caller whose
 number is within the policy may go on. Fifty parallel guesses therefore never
@@ -20,6 +21,8 @@ from flask_babel import ngettext
 from sqlalchemy import BigInteger, Integer, String, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
+from idp.accounts.users import normalize_username
+from idp.core.hashing import keyed_digest
 from idp.core.storage import db
 
 
@@ -30,6 +33,31 @@ class FailureCounter(db.Model):
     lockouts: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+def key(
+    kind: str, *, typed: str | None = None, account_id: int | None = None, binding: str | None = None
+) -> str:
+    """The name of a failure or throttle counter: the one builder of such keys.
+
+    ``typed`` is something a person typed (a username, a contract number), already
+    normalised: it appears only as a keyed hash, so that a password typed into the
+    username field is never stored (and the counter of a name cannot be found
+    without the key). ``account_id`` names an account's counter; ``binding`` a
+    random value the provider issued (a login transaction's), kept as it is.
+    """
+    if typed is not None:
+        return f"{kind}:{keyed_digest('throttle', kind, typed)}"
+    if account_id is not None:
+        return f"{kind}:account:{account_id}"
+    if binding is not None:
+        return f"{kind}:{binding}"[:200]
+    raise ValueError("a counter key needs typed, account_id or binding")
+
+
+def password_key(username: str) -> str:
+    """The password-login counter of what was typed as a username."""
+    return key("password", typed=normalize_username(username or ""))
 
 
 @dataclass(frozen=True)

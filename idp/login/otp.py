@@ -20,7 +20,6 @@ shared store, and by a country prefix allowlist on E.164 numbers.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
@@ -33,6 +32,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 
 from idp.core import audit
+from idp.core.hashing import keyed_digest
 from idp.core.phones import PhoneError, mask_phone, normalize_phone
 from idp.login import lockout
 from idp.login.lockout import locked_message
@@ -183,8 +183,8 @@ def _family(purpose: str) -> str:
 
 def failure_key(purpose: str, binding: str, account_id: int | None) -> str:
     if account_id is None:
-        return f"otp:{purpose}:{binding}"[:200]
-    return f"otp:account:{account_id}{_family(purpose)}"
+        return lockout.key(f"otp:{purpose}", binding=binding)
+    return lockout.key(f"otp{_family(purpose)}", account_id=account_id)
 
 
 def _code_key(purpose: str, binding: str) -> str:
@@ -196,9 +196,7 @@ def _sends_key(purpose: str, binding: str) -> str:
 
 
 def _hash(purpose: str, binding: str, code: str) -> str:
-    secret = current_app.extensions["idp.settings"].secret_key.encode()
-    key = hmac.new(secret, b"idp-otp", hashlib.sha256).digest()
-    return hmac.new(key, f"{purpose}\0{binding}\0{code}".encode(), hashlib.sha256).hexdigest()
+    return keyed_digest("otp", purpose, binding, code)
 
 
 def _purpose_text(purpose: str) -> str:
@@ -312,10 +310,12 @@ def _over_cap(kv, caps: Caps, t: int, account_id: int | None, number: str, purpo
         checks.append(
             ("per_account_per_day", f"otp:cap:acct:{account_id}{family}:{day}", DAY, caps.per_account_per_day)
         )
-    checks.append(("per_number_per_day", f"otp:cap:num:{number}{family}:{day}", DAY, caps.per_number_per_day))
+    by_number = lockout.key(f"otp:cap:num{family}:{day}", typed=number)
+    checks.append(("per_number_per_day", by_number, DAY, caps.per_number_per_day))
     ip = _client_ip()
     if ip:
-        checks.append(("per_ip_per_hour", f"otp:cap:ip:{ip}:{hour}", HOUR, caps.per_ip_per_hour))
+        by_ip = lockout.key(f"otp:cap:ip:{hour}", typed=ip)
+        checks.append(("per_ip_per_hour", by_ip, HOUR, caps.per_ip_per_hour))
     checks.append(("global_per_day", f"otp:cap:all:{day}", DAY, caps.global_per_day))
     counted = []
     for name, key, ttl, limit in checks:

@@ -124,7 +124,7 @@ def password(tx_id: str):
 def check_password(username: str, password: str, tx: dict | None) -> Account | tuple[str, int]:
     """The account, or (message, status): the same for unknown users and wrong passwords."""
     s = otp.settings()
-    key = f"password:{normalize_username(username)}"[:200]
+    key = lockout.password_key(username)
     client_id = tx["client_id"] if tx else None
     now = otp.now()
     try:

@@ -12,17 +12,17 @@ Wrong codes count in the same per-account failure counter as SMS codes
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import io
 
 import pyotp
 import qrcode
 import qrcode.image.svg
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import current_app
 
 from idp.core import audit
+from idp.core.hashing import derive_key, legacy_key
 from idp.core.storage import Account
 from idp.login import lockout, otp
 
@@ -40,10 +40,10 @@ class TotpError(Exception):
         self.retry_after = retry_after
 
 
-def _fernet() -> Fernet:
-    secret = current_app.extensions["idp.settings"].secret_key.encode()
-    key = hmac.new(secret, b"idp-totp-secret", hashlib.sha256).digest()
-    return Fernet(base64.urlsafe_b64encode(key))
+def _fernet() -> MultiFernet:
+    """Seals with the TOTP key; also opens secrets sealed before keys per purpose."""
+    keys = (derive_key("totp"), legacy_key("idp-totp-secret"))
+    return MultiFernet([Fernet(base64.urlsafe_b64encode(k)) for k in keys])
 
 
 def new_secret() -> str:

@@ -17,7 +17,7 @@ from flask import current_app, render_template, request, session, url_for
 from flask_babel import gettext as _
 
 from idp.core.storage import Account, db
-from idp.login import otp
+from idp.login import lockout, otp
 
 MAX_TRANSACTIONS = 5
 
@@ -123,7 +123,8 @@ def throttled(bucket: str) -> bool:
     """Per-IP fixed window in the shared store (Redis in production): too many POSTs this minute?"""
     limit = otp.settings().login_per_ip_per_minute
     minute = otp.now() // 60
-    count = current_app.extensions["idp.kv"].incr(f"rl:{bucket}:{request.remote_addr}:{minute}", 120)
+    key = lockout.key(f"rl:{bucket}:{minute}", typed=request.remote_addr or "-")
+    count = current_app.extensions["idp.kv"].incr(key, 120)
     return count > limit
 
 

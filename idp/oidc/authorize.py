@@ -330,7 +330,7 @@ def login_reason(sso, client, params, prompts, required_level, tx) -> str | None
     hint = params.get("id_token_hint")
     if hint:
         claims = current_app.extensions["idp.keys"].verify_hint(hint)
-        if claims.get("sub") != account.sub:
+        if not claims_mod.is_subject_of(claims, account):
             return "other_user"
     return None
 

@@ -1,7 +1,13 @@
-"""Which claims a relying party receives, by scope and by the ``claims`` parameter.
+"""Which claims a relying party receives, by scope and by the ``claims`` parameter, and the
+``sub`` it knows the person by.
 
 OpenID Connect Core 5.4 (scope claims), 5.5 (the ``claims`` request
-parameter, including essential claims) and 3.1.3.6 (``at_hash``).
+parameter, including essential claims), 3.1.3.6 (``at_hash``) and 8 (subject
+identifier types: public, or pairwise per sector).
+
+Minimal disclosure: the claims each scope releases are configuration
+(``[claims.scopes]``, at most those of Core 5.4), and a client can be limited
+to fewer (``claims`` in its ``[[clients]]`` table) than its scopes would give.
 """
 
 from __future__ import annotations
@@ -9,25 +15,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
+from flask import current_app
+
+from idp.core.disclosure import SCOPE_CLAIMS
+from idp.core.hashing import keyed_digest
+from idp.core.settings import ClientSettings
 from idp.core.storage import Account
 
-SCOPE_CLAIMS = {
-    "profile": (
-        "name",
-        "given_name",
-        "family_name",
-        "birthdate",
-        "locale",
-        "preferred_username",
-        "updated_at",
-    ),
-    "email": ("email", "email_verified"),
-    "phone": ("phone_number", "phone_number_verified"),
-    "address": ("address",),
-}
-CLAIMS_SUPPORTED = (
+PROTOCOL_CLAIMS = (
     "sub",
     "iss",
     "aud",
@@ -40,8 +38,69 @@ CLAIMS_SUPPORTED = (
     "azp",
     "sid",
     "at_hash",
-    *(c for claims in SCOPE_CLAIMS.values() for c in claims),
 )
+CLAIMS_SUPPORTED = (*PROTOCOL_CLAIMS, *(c for claims in SCOPE_CLAIMS.values() for c in claims))
+
+
+def claims_supported(settings) -> list[str]:
+    """What discovery announces: the protocol's claims and those the configured scopes release."""
+    configured = settings.sections.get("claims")
+    mapping = configured.scopes if configured is not None else SCOPE_CLAIMS
+    return [*PROTOCOL_CLAIMS, *(c for claims in mapping.values() for c in claims)]
+
+
+@dataclass(frozen=True)
+class ClaimsSettings:
+    """``[claims]``: ``scopes.<scope>`` lists the claims that scope releases."""
+
+    scopes: dict[str, tuple[str, ...]]
+
+    @classmethod
+    def from_table(cls, t) -> ClaimsSettings:
+        table = t.table("scopes")
+        scopes = {}
+        for scope, standard in SCOPE_CLAIMS.items():
+            names = table.list(scope, list(standard)) or []
+            for name in names:
+                if name not in standard:
+                    table.error(
+                        scope, f"{name!r} is not a claim of the {scope} scope; known: {', '.join(standard)}"
+                    )
+            scopes[scope] = tuple(n for n in names if n in standard)
+        for extra in set(table.data) - set(SCOPE_CLAIMS):
+            table.error(extra, f"unknown scope; known: {', '.join(SCOPE_CLAIMS)}")
+            table.data.pop(extra)
+        table.finish()
+        t.finish()
+        return cls(scopes=scopes)
+
+
+def scope_claims() -> dict[str, tuple[str, ...]]:
+    """The claims each scope releases, as configured (Core 5.4 when not configured)."""
+    configured = current_app.extensions["idp.settings"].sections.get("claims")
+    return configured.scopes if configured is not None else SCOPE_CLAIMS
+
+
+def subject_for(client: ClientSettings | None, account: Account) -> str:
+    """The ``sub`` a client knows the person by (OpenID Connect Core 8).
+
+    Public: the account's own ``sub``, the same for every client (the portal and
+    the app share one identity). Pairwise: a keyed hash of the client's sector
+    and the account, so clients of different sectors cannot join their users
+    (Core 8.1); clients that share a sector share it.
+    """
+    if client is None or client.subject_type != "pairwise":
+        return account.sub
+    return keyed_digest("pairwise", client.sector_identifier or "", account.sub)
+
+
+def is_subject_of(claims: dict, account: Account) -> bool:
+    """Does a token we issued (an ``id_token_hint``) name this account, for the client it was
+    issued to (its ``azp``, or its only audience)?"""
+    aud = claims.get("aud")
+    client_id = claims.get("azp") or (aud if isinstance(aud, str) else (aud or [None])[0])
+    client = current_app.extensions["idp.clients"].get(client_id) if isinstance(client_id, str) else None
+    return claims.get("sub") == subject_for(client.settings if client else None, account)
 
 
 def half_hash(value: str, alg: str) -> str:
@@ -120,17 +179,22 @@ def scope_with_claims(scope: str, claims_request: dict | None, allowed_scopes) -
     """``scope`` plus the allowed scopes that release the claims requested by name."""
     names = {n for member in (claims_request or {}).values() for n in member}
     scopes = scope.split()
-    for s, released in SCOPE_CLAIMS.items():
+    for s, released in scope_claims().items():
         if s in allowed_scopes and s not in scopes and names & set(released):
             scopes.append(s)
     return " ".join(scopes)
 
 
-def granted_claims(scope: str) -> set[str]:
-    """The claims the granted scopes cover: the ``claims`` parameter can place these in the
-    ID token or ask for them at userinfo, never reach beyond what the client may have and the
-    person approved (OpenID Connect Core 5.5 leaves the policy to the provider)."""
-    return {c for s in scope.split() for c in SCOPE_CLAIMS.get(s, ())}
+def granted_claims(scope: str, client: ClientSettings | None = None) -> set[str]:
+    """The claims the granted scopes cover, within the client's own limit: the ``claims``
+    parameter can place these in the ID token or ask for them at userinfo, never reach beyond
+    what the client may have and the person approved (OpenID Connect Core 5.5 leaves the
+    policy to the provider)."""
+    mapping = scope_claims()
+    names = {c for s in scope.split() for c in mapping.get(s, ())}
+    if client is not None and client.claims is not None:
+        names &= set(client.claims)
+    return names
 
 
 def _select(account: Account, names) -> dict[str, Any]:
@@ -138,16 +202,20 @@ def _select(account: Account, names) -> dict[str, Any]:
     return {k: values[k] for k in names if k in values}
 
 
-def id_token_claims(account: Account, scope: str, claims_request: dict | None) -> dict[str, Any]:
-    allowed = granted_claims(scope)
+def id_token_claims(
+    account: Account, scope: str, claims_request: dict | None, client: ClientSettings | None = None
+) -> dict[str, Any]:
+    allowed = granted_claims(scope, client)
     wanted = list((claims_request or {}).get("id_token") or {})
     return _select(account, [c for c in wanted if c in allowed])
 
 
-def userinfo_claims(account: Account, scope: str, claims_request: dict | None) -> dict[str, Any]:
-    allowed = granted_claims(scope)
+def userinfo_claims(
+    account: Account, scope: str, claims_request: dict | None, client: ClientSettings | None = None
+) -> dict[str, Any]:
+    allowed = granted_claims(scope, client)
     names = sorted(allowed)
     names += [c for c in (claims_request or {}).get("userinfo") or {} if c in allowed and c not in names]
-    out = {"sub": account.sub}
+    out = {"sub": subject_for(client, account)}
     out.update(_select(account, names))
     return out

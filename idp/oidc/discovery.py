@@ -11,7 +11,7 @@ import json
 from flask import Blueprint, Flask, Response, current_app
 
 from idp.core.client_settings import SCOPES
-from idp.oidc.claims import CLAIMS_SUPPORTED
+from idp.oidc.claims import claims_supported
 
 bp = Blueprint("discovery", __name__)
 
@@ -31,7 +31,7 @@ def metadata(settings) -> dict:
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
-        "subject_types_supported": ["public"],
+        "subject_types_supported": ["public", "pairwise"],
         "id_token_signing_alg_values_supported": [settings.signing_algorithm],
         "userinfo_signing_alg_values_supported": [],
         "token_endpoint_auth_methods_supported": [
@@ -53,7 +53,7 @@ def metadata(settings) -> dict:
             "private_key_jwt",
         ],
         "code_challenge_methods_supported": ["S256"],
-        "claims_supported": list(CLAIMS_SUPPORTED),
+        "claims_supported": claims_supported(settings),
         "claims_parameter_supported": True,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from idp.core import audit
 from idp.core.sessions import current_sso, end_sso, session_ended
 from idp.core.storage import Account, Grant, SessionClient, SsoSession, db
+from idp.oidc.claims import is_subject_of, subject_for
 from idp.oidc.server import revoke_grant
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class EndSession(EndSessionEndpoint):
         session.clear()
 
 
-def logout_token(client_id: str, sub: str, sid: str) -> str:
+def logout_token(client_id: str, sub: str, sid: str, extra_events: dict | None = None) -> str:
     settings = current_app.extensions["idp.settings"]
     now = int(time.time())
     claims = {
@@ -74,12 +75,12 @@ def logout_token(client_id: str, sub: str, sid: str) -> str:
         "jti": secrets.token_urlsafe(16),
         "sub": sub,
         "sid": sid,
-        "events": {BACKCHANNEL_EVENT: {}},
+        "events": {BACKCHANNEL_EVENT: {}, **(extra_events or {})},
     }
     return current_app.extensions["idp.keys"].sign(claims, typ="logout+jwt")
 
 
-def _post(uri: str, token: str, timeout: float) -> str | None:
+def post_logout_token(uri: str, token: str, timeout: float) -> str | None:
     try:
         resp = requests.post(uri, data={"logout_token": token}, timeout=timeout, allow_redirects=False)
     except requests.RequestException as exc:
@@ -87,7 +88,7 @@ def _post(uri: str, token: str, timeout: float) -> str | None:
     return None if resp.status_code in (200, 204) else f"HTTP {resp.status_code}"
 
 
-def _session_ended(app: Flask, sso: SsoSession, reason: str) -> None:
+def _session_ended(app: Flask, sso: SsoSession, reason: str, extra_events: dict | None = None) -> None:
     """Listener of :data:`idp.core.sessions.session_ended`: revoke the session's grants (but
     ``offline_access`` ones) and send each participating RP its back-channel logout token."""
     row = sso
@@ -112,12 +113,14 @@ def _session_ended(app: Flask, sso: SsoSession, reason: str) -> None:
                 (
                     client_id,
                     client.settings.backchannel_logout_uri,
-                    logout_token(client_id, account.sub, row.id),
+                    logout_token(client_id, subject_for(client.settings, account), row.id, extra_events),
                 )
             )
     if jobs:
         with ThreadPoolExecutor(max_workers=min(8, len(jobs))) as pool:
-            results = list(pool.map(lambda j: _post(j[1], j[2], settings.backchannel_logout_timeout), jobs))
+            results = list(
+                pool.map(lambda j: post_logout_token(j[1], j[2], settings.backchannel_logout_timeout), jobs)
+            )
         for (client_id, _uri, _tok), problem in zip(jobs, results, strict=True):
             audit.record(
                 "backchannel_logout",
@@ -147,7 +150,7 @@ def logout():
     if client_id and req.client is None:
         return render_template("error.html", title=_("Logout"), message=_("Unknown application.")), 400
     sso = current_sso()
-    if req.id_token_claims and sso is not None and req.id_token_claims.get("sub") != sso[1].sub:
+    if req.id_token_claims and sso is not None and not is_subject_of(req.id_token_claims, sso[1]):
         # The hint names someone else than the person logged in on this browser: an
         # application must not end another person's session, nor be sent back to.
         return render_template(

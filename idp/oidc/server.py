@@ -38,7 +38,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import delete, update
 
-from idp.core.storage import Account, AuthorizationCode, Grant, RefreshToken, SsoSession, db, digest
+from idp.core.hashing import digest
+from idp.core.storage import Account, AuthorizationCode, Grant, RefreshToken, SsoSession, db
 from idp.oidc import claims as claims_mod
 from idp.oidc.token_store import ClaimedCode, claim_code, read_grant, store_refresh_token
 
@@ -68,6 +69,11 @@ class TokenUser:
 
 def _now() -> int:
     return int(time.time())
+
+
+def _client_settings(client_id: str):
+    client = current_app.extensions["idp.clients"].get(client_id)
+    return client.settings if client is not None else None
 
 
 def revoke_grant(grant_id: str, reason: str) -> None:
@@ -140,7 +146,7 @@ class Tokens:
         grant = user.grant
         claims = {
             "iss": self.settings.issuer,
-            "sub": user.account.sub,
+            "sub": claims_mod.subject_for(client.settings, user.account),
             "aud": self.settings.issuer + "/userinfo",
             "client_id": client.client_id,
             "exp": now + self.settings.access_token_ttl,
@@ -195,7 +201,7 @@ class Tokens:
         grant = user.grant
         claims: dict[str, Any] = {
             "iss": self.settings.issuer,
-            "sub": user.account.sub,
+            "sub": claims_mod.subject_for(client.settings, user.account),
             "aud": client.client_id,
             "azp": client.client_id,
             "exp": now + self.settings.id_token_ttl,
@@ -210,7 +216,7 @@ class Tokens:
             claims["nonce"] = user.nonce
         if access_token:
             claims["at_hash"] = claims_mod.half_hash(access_token, self.keys.active.alg)
-        claims.update(claims_mod.id_token_claims(user.account, scope, grant.claims))
+        claims.update(claims_mod.id_token_claims(user.account, scope, grant.claims, client.settings))
         return self.keys.sign(claims, typ="JWT")
 
 
@@ -591,7 +597,7 @@ class Introspection(IntrospectionEndpoint):
             "active": True,
             "client_id": grant.client_id,
             "scope": grant.scope,
-            "sub": account.sub if account else None,
+            "sub": claims_mod.subject_for(_client_settings(grant.client_id), account) if account else None,
             "exp": token.claims["exp"] if token.kind == "access_token" else token.refresh.expires_at,
             "iss": settings.issuer,
             "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",

@@ -26,13 +26,13 @@ from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 
+from idp.core.hashing import digest
 from idp.core.storage import (
     Account,
     AuthorizationCode,
     Grant,
     RefreshToken,
     db,
-    digest,
     first_row_autocommit,
 )
 from idp.oidc.claims import ACCOUNT_CLAIM_COLUMNS

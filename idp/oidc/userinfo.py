@@ -56,7 +56,8 @@ def userinfo():
         return bearer_error("insufficient_scope", "The openid scope is required.", 403)
     if account.status != "active":
         return bearer_error("invalid_token", "The account is no longer active.", 401)
-    response = jsonify(userinfo_claims(account, scope, grant.claims))
+    client = current_app.extensions["idp.clients"].get(grant.client_id)
+    response = jsonify(userinfo_claims(account, scope, grant.claims, client.settings if client else None))
     response.headers["Cache-Control"] = "no-store"
     return response
 

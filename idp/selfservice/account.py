@@ -27,6 +27,7 @@ from wtforms.validators import DataRequired, Length
 from idp.accounts.users import find_by_username, normalize_username
 from idp.core import audit
 from idp.core.phones import mask_phone
+from idp.core.retention import end_idle_sessions
 from idp.core.sessions import current_sso, end_sso
 from idp.core.storage import Account, Consent, Grant, SsoSession, db
 from idp.login import actions, contacts, otp, totp
@@ -92,6 +93,7 @@ def _csrf_or_400() -> None:
 @login_required(fresh=False)
 def home(row: SsoSession, account: Account):
     now = int(time.time())
+    end_idle_sessions(now, account.id)
     sessions = db.session.scalars(
         select(SsoSession)
         .where(

@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import hmac
 import io
 import logging
@@ -50,9 +49,11 @@ from idp.accounts.customers import (
     read_csv_file,
 )
 from idp.core import audit
+from idp.core.hashing import keyed_digest, legacy_key
 from idp.core.i18n import localized
 from idp.core.phones import PhoneError
 from idp.core.storage import Account, Customer, db
+from idp.login import lockout
 from idp.login.chooser import METHOD_ENDPOINTS, method_choices
 from idp.login.otp import normalize_number
 from idp.login.transaction import load_tx, remember_tx, remembered_tx
@@ -99,10 +100,13 @@ def normalize_code(code: str) -> str:
 
 
 def code_hash(contract_number: str, code: str) -> str:
-    secret = current_app.extensions["idp.settings"].secret_key.encode()
-    key = hmac.new(secret, b"idp-activation-code", hashlib.sha256).digest()
-    message = f"{normalize_contract(contract_number)}\0{normalize_code(code)}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return keyed_digest("activation-code", normalize_contract(contract_number), normalize_code(code))
+
+
+def _legacy_code_hash(contract_number: str, code: str) -> str:
+    """The hash of letters issued before keys per purpose (they stay valid until they expire)."""
+    key = legacy_key("idp-activation-code")
+    return keyed_digest("activation-code", normalize_contract(contract_number), normalize_code(code), key=key)
 
 
 # ---------------------------------------------------------------------------
@@ -251,8 +255,7 @@ def _tx_id() -> str:
 
 
 def _attempt_key(kind: str, value: str) -> str:
-    digest = hashlib.sha256(value.encode()).hexdigest()[:32]
-    return f"activation:fail:{kind}:{digest}"
+    return lockout.key(f"activation:fail:{kind}", typed=value)
 
 
 @bp.route("/activate", methods=["GET", "POST"])
@@ -289,11 +292,11 @@ def _check_letter(contract_raw: str, code: str) -> str | None:
     # Reserve the try before checking it: parallel guesses never get extra ones.
     tries = kv.incr(_attempt_key("contract", contract), letter.lockout)
     ip_tries = kv.incr(_attempt_key("ip", request.remote_addr or "-"), letter.lockout)
-    expected = code_hash(contract, code)
+    expected = code_hash(contract, code), _legacy_code_hash(contract, code)
     row = db.session.scalar(select(ActivationCode).where(ActivationCode.contract_number == contract))
     ok = (
         row is not None
-        and hmac.compare_digest(row.code_hash, expected)
+        and any([hmac.compare_digest(row.code_hash, e) for e in expected])
         and row.used_at is None
         and row.expires_at > challenge.now()
     )

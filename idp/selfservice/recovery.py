@@ -18,7 +18,6 @@ time (:func:`idp.challenge.equalize`).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 import time
@@ -35,6 +34,7 @@ from wtforms.validators import DataRequired, Length
 from idp.accounts.customers import match_customer
 from idp.accounts.users import find_by_username
 from idp.core import audit
+from idp.core.hashing import digest
 from idp.core.sessions import end_sso
 from idp.core.storage import Account, Customer, Grant, SsoSession, db
 from idp.login.transaction import remember_tx, remembered_tx
@@ -58,10 +58,6 @@ class PasswordReset(db.Model):
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger)
     used_at: Mapped[int | None] = mapped_column(BigInteger)
-
-
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class UsernameForm(FlaskForm):
@@ -127,7 +123,7 @@ def _request_reset(username: str) -> None:
     db.session.execute(delete(PasswordReset).where(PasswordReset.account_id == account.id))
     db.session.add(
         PasswordReset(
-            token_hash=_hash(token),
+            token_hash=digest(token),
             account_id=account.id,
             created_at=now,
             expires_at=now + settings.reset_link_ttl,
@@ -159,7 +155,7 @@ def password_sent():
 def _valid_reset(token: str | None) -> tuple[PasswordReset, Account] | None:
     if not token or len(token) > 100:
         return None
-    row = db.session.get(PasswordReset, _hash(token))
+    row = db.session.get(PasswordReset, digest(token))
     if row is None or row.used_at is not None or row.expires_at <= challenge.now():
         return None
     account = db.session.get(Account, row.account_id)

@@ -7,7 +7,6 @@ whose usernames are reserved until their e-mail link expires.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 from flask import current_app
@@ -18,6 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from connectors.config import ConfigTable
 from idp.accounts.users import normalize_username
+from idp.core.hashing import digest
 from idp.core.storage import Account, db
 from idp.selfservice import challenge
 
@@ -105,8 +105,7 @@ def registration_settings() -> RegistrationSettings:
     return current_app.extensions["idp.settings"].sections.get("registration") or RegistrationSettings()
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+token_hash = digest  # a confirmation link is stored as its digest
 
 
 PROBLEM_MESSAGES = {
