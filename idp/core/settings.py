@@ -63,6 +63,7 @@ class ClientSettings:
     first_party: bool
     grant_types: tuple[str, ...]
     disabled_methods_message: dict[str, str] = field(default_factory=dict)
+    require_pkce: bool = True
 
     @property
     def is_public(self) -> bool:
@@ -236,6 +237,9 @@ def _read_client(
     for m in client_methods or []:
         if m not in LOGIN_METHODS:
             t.error("methods", f"unknown login method {m!r}; known: {', '.join(LOGIN_METHODS)}")
+    require_pkce = t.bool("require_pkce", True)
+    if kind == "public" and not require_pkce:
+        t.error("require_pkce", "a public client always uses PKCE (RFC 9700 section 2.1.1)")
     grant_types = t.list("grant_types", ["authorization_code", "refresh_token"])
     for g in grant_types or []:
         if g not in ("authorization_code", "refresh_token"):
@@ -257,6 +261,7 @@ def _read_client(
         first_party=t.bool("first_party", False),
         grant_types=tuple(grant_types or ()),
         disabled_methods_message=read_messages(t, "disabled_message"),
+        require_pkce=require_pkce or kind == "public",
     )
     t.finish()
     return client if client_id else None

@@ -33,7 +33,6 @@ def metadata(settings) -> dict:
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [settings.signing_algorithm],
-        "userinfo_signing_alg_values_supported": [],
         "token_endpoint_auth_methods_supported": [
             "client_secret_basic",
             "client_secret_post",
@@ -68,7 +67,6 @@ def metadata(settings) -> dict:
         "frontchannel_logout_supported": False,
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
-        "access_token_signing_alg_values_supported": [settings.signing_algorithm],
     }
 
 

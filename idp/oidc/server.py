@@ -5,7 +5,8 @@ client assertions, RFC 7009 revocation, RFC 7662 introspection, RFC 9207
 ``iss``, OpenID Connect Core); this module gives it our storage and tightens
 it where the rules of this provider are stricter:
 
-* PKCE with ``S256`` for every client, public or confidential; ``plain`` refused.
+* PKCE with ``S256`` for public clients and, unless switched off per client
+  (``require_pkce``), for confidential ones; ``plain`` refused everywhere.
 * Codes single use (claimed atomically) and bound to client, redirect URI and
   PKCE; a replayed code revokes every token its first redemption issued
   (RFC 6749 section 4.1.2, RFC 9700 section 4.2.4).
@@ -241,7 +242,14 @@ ALL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jw
 
 
 class S256Required(CodeChallenge):
-    """PKCE for every client, and only the S256 method (RFC 9700 section 2.1.1)."""
+    """PKCE with ``S256`` only (RFC 9700 section 2.1.1); ``plain`` is refused everywhere.
+
+    Required of every public client and, unless the operator switched it off
+    (``require_pkce = false``), of confidential ones; OpenID Connect's nonce
+    protects a confidential client's code flow too. A code issued with a
+    challenge still needs its verifier, and a verifier for a code issued
+    without one is refused (downgrade protection, RFC 9700 section 4.8).
+    """
 
     DEFAULT_CODE_CHALLENGE_METHOD = "S256"
     SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
@@ -249,9 +257,13 @@ class S256Required(CodeChallenge):
     def validate_code_challenge(self, grant, redirect_uri):
         data = grant.request.payload.data
         if not data.get("code_challenge"):
-            raise InvalidRequestError(
-                "PKCE is required: send code_challenge with code_challenge_method=S256."
-            )
+            if grant.request.client.settings.require_pkce:
+                raise InvalidRequestError(
+                    "PKCE is required: send code_challenge with code_challenge_method=S256."
+                )
+            if data.get("code_challenge_method"):
+                raise InvalidRequestError("code_challenge_method without code_challenge.")
+            return
         if data.get("code_challenge_method") != "S256":
             raise InvalidRequestError("Only code_challenge_method=S256 is supported.")
         super().validate_code_challenge(grant, redirect_uri)
@@ -292,8 +304,10 @@ class CodeGrant(grants.AuthorizationCodeGrant):
                 client_id=request.client.client_id,
                 redirect_uri=request.payload.redirect_uri,
                 nonce=data.get("nonce"),
-                code_challenge=data.get("code_challenge"),
-                code_challenge_method=data.get("code_challenge_method", "S256"),
+                # No challenge (a confidential client with require_pkce = false): empty, and
+                # then a code_verifier at the token endpoint is refused (RFC 9700 section 4.8).
+                code_challenge=data.get("code_challenge") or "",
+                code_challenge_method="S256" if data.get("code_challenge") else "",
                 expires_at=now + settings.code_ttl,
             )
         )
