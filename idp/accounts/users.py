@@ -86,7 +86,7 @@ def create_local_account(
 
 
 def disable_account(account: Account) -> None:
-    from idp.oidc.logout import end_sso
+    from idp.core.sessions import end_sso
 
     account.status = "disabled"
     db.session.commit()

@@ -126,14 +126,14 @@ def end_session(sid: str):
     target = db.session.get(SsoSession, sid)
     if target is None or target.account_id != account.id:
         abort(404)
-    from idp.oidc.logout import end_sso
+    from idp.core.sessions import end_sso
 
     end_sso(target, reason="ended_by_user")
     return redirect(url_for("account.home"), 303)
 
 
 def end_other_sessions(account: Account, current: SsoSession, reason: str) -> int:
-    from idp.oidc.logout import end_sso
+    from idp.core.sessions import end_sso
 
     others = db.session.scalars(
         select(SsoSession).where(

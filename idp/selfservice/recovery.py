@@ -205,7 +205,7 @@ def new_password():
 
 def _apply_reset(token_hash: str, account: Account, password: str) -> bool:
     """Use the token (once, atomically), set the password, end every session, tell the owner."""
-    from idp.oidc.logout import end_sso
+    from idp.core.sessions import end_sso
     from idp.oidc.server import revoke_grant
 
     now = challenge.now()

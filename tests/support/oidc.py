@@ -249,3 +249,14 @@ def current_sid(app, client) -> str | None:
 
 def path_of(location: str) -> str:
     return urlsplit(location).path
+
+
+def confirm_logout(client, page, decision: str = "logout"):
+    """Answer the logout confirmation page ("Log out of …?") as the person would."""
+    assert page.status_code == 200 and "Log out of" in page.get_data(as_text=True), page.status_code
+    return fill_form(client, "/logout/confirm", page, decision=decision)
+
+
+def logout_confirmed(client, **query):
+    """RP-initiated logout without a hint for this session: asked, and confirmed."""
+    return confirm_logout(client, client.get("/logout", query_string=query))
