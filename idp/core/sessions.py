@@ -83,6 +83,8 @@ class KvSessionInterface(SessionInterface):
                     self.cookie, path="/", secure=self.secure, samesite="Lax", httponly=True
                 )
             return
+        if sess.new and self._cross_site_post_without_cookie():
+            return
         if sess.modified or sess.new or sess.previous_sid or _needs_touch(sess):
             sess["_t"] = int(time.time())
             kv.set(self._key(sess.sid), json.dumps(dict(sess)).encode(), self.idle_timeout)
@@ -96,6 +98,17 @@ class KvSessionInterface(SessionInterface):
                 max_age=None,
             )
         response.vary.add("Cookie")
+
+
+    def _cross_site_post_without_cookie(self) -> bool:
+        """A cross-site POST never carries our ``SameSite=Lax`` cookie. Answering it with a
+        new session cookie would replace the browser's real one: a forged form (to
+        ``/logout``, say) would log the person out without ever reaching their session."""
+        return (
+            request.method == "POST"
+            and self.cookie not in request.cookies
+            and request.headers.get("Sec-Fetch-Site") == "cross-site"
+        )
 
 
 def _needs_touch(sess) -> bool:
