@@ -29,7 +29,7 @@ def create_app(
     from idp.login import eid as eid_login
     from idp.login import itsme as itsme_login
     from idp.login import password as login
-    from idp.oidc import authorize, discovery, keys, logout, token, userinfo
+    from idp.oidc import authorize, discovery, keys, logout, par, token, userinfo
     from idp.oidc import server as oauth
     from idp.oidc.clients import ClientRegistry
     from idp.selfservice import account, activation, recovery, registration
@@ -90,6 +90,7 @@ def create_app(
         eid_login,
         itsme_login,
         token,
+        par,
         userinfo,
         logout,
         account,

@@ -99,7 +99,6 @@ class KvSessionInterface(SessionInterface):
             )
         response.vary.add("Cookie")
 
-
     def _cross_site_post_without_cookie(self) -> bool:
         """A cross-site POST never carries our ``SameSite=Lax`` cookie. Answering it with a
         new session cookie would replace the browser's real one: a forged form (to

@@ -64,6 +64,13 @@ class ClientSettings:
     grant_types: tuple[str, ...]
     disabled_methods_message: dict[str, str] = field(default_factory=dict)
     require_pkce: bool = True
+    require_pushed_authorization_requests: bool = False  # RFC 9126 section 6
+    require_dpop: bool = False  # RFC 9449: sender-constrained access tokens
+    profile: str | None = None  # "fapi2": the FAPI 2.0 Security Profile's rules at once
+
+    @property
+    def fapi2(self) -> bool:
+        return self.profile == "fapi2"
 
     @property
     def is_public(self) -> bool:
@@ -240,6 +247,21 @@ def _read_client(
     require_pkce = t.bool("require_pkce", True)
     if kind == "public" and not require_pkce:
         t.error("require_pkce", "a public client always uses PKCE (RFC 9700 section 2.1.1)")
+    profile = t.str("profile", None, choices=("fapi2",))
+    if profile == "fapi2" and auth != "private_key_jwt":
+        t.error(
+            "profile", 'fapi2 needs token_endpoint_auth_method = "private_key_jwt" (a confidential client)'
+        )
+    require_par = t.bool("require_pushed_authorization_requests", False)
+    require_dpop = t.bool("require_dpop", False)
+    for key, value in (
+        ("require_pkce", require_pkce),
+        ("require_pushed_authorization_requests", require_par),
+    ):
+        if profile == "fapi2" and t.has(key) and not value:
+            t.error(key, "cannot be false for a fapi2 client")
+    if profile == "fapi2" and t.has("require_dpop") and not require_dpop:
+        t.error("require_dpop", "cannot be false for a fapi2 client")
     grant_types = t.list("grant_types", ["authorization_code", "refresh_token"])
     for g in grant_types or []:
         if g not in ("authorization_code", "refresh_token"):
@@ -261,7 +283,10 @@ def _read_client(
         first_party=t.bool("first_party", False),
         grant_types=tuple(grant_types or ()),
         disabled_methods_message=read_messages(t, "disabled_message"),
-        require_pkce=require_pkce or kind == "public",
+        require_pkce=require_pkce or kind == "public" or profile == "fapi2",
+        require_pushed_authorization_requests=require_par or profile == "fapi2",
+        require_dpop=require_dpop or profile == "fapi2",
+        profile=profile,
     )
     t.finish()
     return client if client_id else None

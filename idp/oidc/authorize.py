@@ -48,6 +48,7 @@ from idp.core.security import allow_form_action
 from idp.core.sessions import add_client, current_sso
 from idp.core.storage import Consent, db
 from idp.oidc import claims as claims_mod
+from idp.oidc import par_store
 
 log = logging.getLogger(__name__)
 bp = Blueprint("authorize", __name__)
@@ -146,9 +147,12 @@ def login_completed(tx_id: str) -> str:
 # ---------------------------------------------------------------------------
 
 
-def _single_params(source) -> dict[str, str]:
+def single_params(source) -> dict[str, str]:
+    """One value per parameter; a repeated protocol parameter is noted as ``__duplicate__``."""
     out = {}
     for key in source:
+        if key.startswith("__"):
+            continue  # our own markers (``__duplicate__``, ``__pushed__``) never come from outside
         values = source.getlist(key)
         if len(values) > 1 and key in (
             "client_id",
@@ -174,7 +178,7 @@ def _single_params(source) -> dict[str, str]:
 def authorize():
     # No CORS here on purpose (RFC 9700 section 4.16): browsers come by navigation only.
     source = request.form if request.method == "POST" else request.args
-    return process(_single_params(source), tx=None)
+    return process(single_params(source), tx=None)
 
 
 @bp.route("/authorize/continue/<tx_id>")
@@ -251,6 +255,20 @@ def process(params: dict[str, str], tx: dict | None):
     raise AssertionError("the last step always answers")  # pragma: no cover
 
 
+def resolve_pushed_request(req: Authorization) -> None:
+    """``request_uri`` from the PAR endpoint (RFC 9126 section 4): the pushed parameters, once."""
+    if not str(req.params.get("request_uri", "")).startswith(par_store.PREFIX):
+        return  # none, or a request object by reference: refused later (request_uri_not_supported)
+    pushed = par_store.take(req.params["request_uri"], req.params.get("client_id"))
+    if pushed is None:
+        raise Answer(
+            error_page(
+                _("This sign-in took too long or was already used. Please start again from the application.")
+            )
+        )
+    req.params = {**pushed, "__pushed__": "1"}
+
+
 def check_client_and_redirect_uri(req: Authorization) -> None:
     """Unknown client or unregistered redirect URI: an error page, never a redirect."""
     req.client = current_app.extensions["idp.clients"].get(req.params.get("client_id"))
@@ -260,6 +278,12 @@ def check_client_and_redirect_uri(req: Authorization) -> None:
     if not uri or not req.client.check_redirect_uri(uri) or req.params.get("__duplicate__") == "redirect_uri":
         raise Answer(error_page(_("The application that sent you here gave an address we do not know.")))
     req.redirect_uri = uri
+
+
+def check_pushed_if_required(req: Authorization) -> None:
+    """A client registered with ``require_pushed_authorization_requests`` (RFC 9126 section 6)."""
+    if req.client.settings.require_pushed_authorization_requests and not req.params.get("__pushed__"):
+        req.fail("invalid_request", "this client must push its authorization requests (PAR)")
 
 
 def check_response_mode(req: Authorization) -> None:
@@ -378,8 +402,10 @@ def issue_code(req: Authorization) -> None:
 
 
 PIPELINE = (
+    resolve_pushed_request,
     check_client_and_redirect_uri,
     check_response_mode,
+    check_pushed_if_required,
     check_syntax,
     check_prompt_none_has_session,
     check_request,

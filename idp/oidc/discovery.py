@@ -12,6 +12,7 @@ from flask import Blueprint, Flask, Response, current_app
 
 from idp.core.settings import SCOPES
 from idp.oidc.claims import CLAIMS_SUPPORTED
+from idp.oidc.dpop import ALGORITHMS as DPOP_ALGORITHMS
 
 bp = Blueprint("discovery", __name__)
 
@@ -67,6 +68,11 @@ def metadata(settings) -> dict:
         "frontchannel_logout_supported": False,
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
+        # RFC 9126: PAR for every client; required of those registered so (and fapi2 ones)
+        "pushed_authorization_request_endpoint": iss + "/par",
+        "require_pushed_authorization_requests": False,
+        # RFC 9449: DPoP-bound access tokens
+        "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
     }
 
 
