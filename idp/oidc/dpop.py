@@ -204,7 +204,11 @@ def resource_key(claims: dict, scheme: str, token: str, uri: str) -> str | None:
     proof = proof_header()
     if proof is None:
         raise DPoPError("invalid_dpop_proof", "a DPoP proof is required", 401)
-    jkt = verify_proof(proof, request.method, uri, require_nonce=False, access_token=token)
+    try:
+        jkt = verify_proof(proof, request.method, uri, require_nonce=False, access_token=token)
+    except DPoPError as exc:
+        exc.status_code = 401  # a resource answers 401 with the DPoP challenge (section 7.1)
+        raise
     if not hmac.compare_digest(jkt, bound):
         raise DPoPError("invalid_dpop_proof", "the DPoP proof is not made with the token's key", 401)
     return jkt

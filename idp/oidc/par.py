@@ -79,7 +79,11 @@ def validate(client, params: dict[str, str]) -> None:
     grant = current_app.extensions["idp.oauth"].get_authorization_grant(
         StoredRequest(params, issuer + "/authorize")
     )
-    grant.validate_authorization_request()
+    try:
+        grant.validate_authorization_request()
+    except OAuth2Error as exc:
+        exc.redirect_uri = None  # answered to the client in JSON (section 2.3), never redirected
+        raise
 
 
 @bp.route("/par", methods=["POST"])
