@@ -10,8 +10,7 @@ import pytest
 
 from tests.conftest import authorize_params, exchange
 from tests.support.dpop import DPoPKey
-from tests.support.oidc import APP_REDIRECT, basic, code_for, get_code, unverified
-from tests.test_pkce_policy import clients_with
+from tests.support.oidc import APP_REDIRECT, basic, clients_with, code_for, get_code, unverified
 
 ISSUER = "http://localhost"
 

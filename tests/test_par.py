@@ -7,8 +7,7 @@ import pytest
 
 from idp.core.storage import digest
 from tests.conftest import authorize_params, exchange, query_of
-from tests.support.oidc import APP_REDIRECT, basic, get_code, login_pages
-from tests.test_pkce_policy import clients_with
+from tests.support.oidc import APP_REDIRECT, basic, clients_with, get_code, login_pages
 
 PREFIX = "urn:ietf:params:oauth:request_uri:"
 

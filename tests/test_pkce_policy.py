@@ -9,17 +9,7 @@ import pytest
 
 from idp.core.settings import load_settings
 from tests.conftest import authorize_params, base_config, exchange, query_of
-from tests.support.oidc import get_code
-
-
-def clients_with(portal: dict | None = None, app: dict | None = None, tmp_path=None) -> dict:
-    clients = [dict(c) for c in base_config("http://localhost", "sqlite://", tmp_path)["clients"]]
-    for c in clients:
-        if c["client_id"] == "portal":
-            c.update(portal or {})
-        if c["client_id"] == "app":
-            c.update(app or {})
-    return {"clients": clients}
+from tests.support.oidc import clients_with, get_code
 
 
 @pytest.fixture
