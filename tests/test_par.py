@@ -96,6 +96,7 @@ def test_a_public_client_may_push_with_its_client_id(client):
         ({"request_uri": PREFIX + "x"}, "invalid_request"),
         ({"request": "e30.e30."}, "request_not_supported"),
         ({"client_id": "app"}, "invalid_request"),
+        ({"login_hint": "x" * 20000}, "invalid_request"),
     ],
 )
 def test_the_pushed_request_is_validated_at_once(client, extra, error):

@@ -13,17 +13,18 @@ RFC 9207 (``iss`` in every response), OAuth 2.0 Form Post Response Mode.
 5. the code, bound to client, redirect URI and PKCE challenge.
 
 A request that needs a login is parked in the browser session as a *login
-transaction*; the login pages come back to :func:`resume` when done.
+transaction* (:mod:`idp.oidc.transactions`); the login pages come back to
+:func:`resume` when done. The steps and their order are :data:`PIPELINE`.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import OAuth2Request
@@ -37,23 +38,30 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from flask_babel import gettext as _
 
 from connectors.base import level_rank
 from idp.core import audit
-from idp.core.security import allow_form_action
 from idp.core.sessions import add_client, current_sso
 from idp.core.storage import Consent, db
 from idp.oidc import claims as claims_mod
 from idp.oidc import par_store
+from idp.oidc.transactions import (
+    drop_transaction,
+    error_page,
+    get_transaction,
+    login_completed,  # noqa: F401 - the login pages import it from here
+    new_transaction,
+    respond,
+    save_transaction,
+)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("authorize", __name__)
 
-MAX_TRANSACTIONS = 5
+JKT = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 class StoredRequest(OAuth2Request):
@@ -80,66 +88,6 @@ class AuthorizationFailure(Exception):
         super().__init__(error)
         self.error = error
         self.description = description
-
-
-# ---------------------------------------------------------------------------
-# Responses
-# ---------------------------------------------------------------------------
-
-
-def respond(redirect_uri: str, params: list[tuple[str, str]], response_mode: str):
-    """Deliver the authorization response (query or form_post), always with ``iss``."""
-    params = [p for p in params if p[1] is not None] + [
-        ("iss", current_app.extensions["idp.settings"].issuer)
-    ]
-    if response_mode == "form_post":
-        allow_form_action(redirect_uri)
-        return render_template("authorize/form_post.html", action=redirect_uri, params=params)
-    sep = "&" if "?" in redirect_uri else "?"
-    return redirect(redirect_uri + sep + urlencode(params), 302)
-
-
-def error_page(message: str, status: int = 400):
-    return render_template("error.html", title=_("This link cannot be used"), message=message), status
-
-
-# ---------------------------------------------------------------------------
-# Login transactions
-# ---------------------------------------------------------------------------
-
-
-def get_transaction(tx_id: str) -> dict | None:
-    txs = session.get("tx") or {}
-    tx = txs.get(tx_id)
-    settings = current_app.extensions["idp.settings"]
-    if tx is None or time.time() - tx["created"] > settings.login_transaction_ttl:
-        return None
-    return tx
-
-
-def save_transaction(tx: dict) -> None:
-    txs = dict(session.get("tx") or {})
-    txs[tx["id"]] = tx
-    if len(txs) > MAX_TRANSACTIONS:
-        for old in sorted(txs.values(), key=lambda t: t["created"])[: len(txs) - MAX_TRANSACTIONS]:
-            txs.pop(old["id"], None)
-    session["tx"] = txs
-
-
-def drop_transaction(tx_id: str) -> None:
-    txs = dict(session.get("tx") or {})
-    txs.pop(tx_id, None)
-    session["tx"] = txs
-
-
-def login_completed(tx_id: str) -> str:
-    """Called by the login pages once the person is logged in; where to go next."""
-    tx = get_transaction(tx_id)
-    if tx is None:
-        return url_for("account.home")
-    tx["login_at"] = int(time.time())
-    save_transaction(tx)
-    return url_for("authorize.resume", tx_id=tx_id)
 
 
 # ---------------------------------------------------------------------------
@@ -424,6 +372,9 @@ def check_openid_parameters(params: dict[str, str]) -> None:
     scope = (params.get("scope") or "").split()
     if "openid" not in scope:
         raise AuthorizationFailure("invalid_scope", "the openid scope is required")
+    if "dpop_jkt" in params and not JKT.fullmatch(params["dpop_jkt"]):
+        # RFC 9449 section 10: the base64url SHA-256 thumbprint (RFC 7638) of the client's DPoP key
+        raise AuthorizationFailure("invalid_request", "dpop_jkt is not a JWK SHA-256 thumbprint")
     if "max_age" in params:
         value = params["max_age"]
         if not (value.isascii() and value.isdigit()) or len(value) > 10:
@@ -501,21 +452,6 @@ def needs_consent(client, account_id: int, scope: str, prompts: set[str], tx: di
         return True
     row = db.session.get(Consent, (account_id, client.client_id))
     return row is None or not set(scope.split()) <= set(row.scope.split())
-
-
-def new_transaction(params: dict[str, str], client, required_level: str) -> dict:
-    settings = current_app.extensions["idp.settings"]
-    methods = [m for m in client.settings.methods if m in settings.methods]
-    return {
-        "id": secrets.token_urlsafe(12),
-        "created": int(time.time()),
-        "params": params,
-        "client_id": client.client_id,
-        "required_level": required_level,
-        "methods": methods,
-        "login_hint": params.get("login_hint"),
-        "ui_locale": g.get("ui_locale"),
-    }
 
 
 # ---------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from idp.oidc.authorize import AuthorizationFailure, StoredRequest, check_openid
 from idp.oidc.server import ALL_AUTH_METHODS
 
 bp = Blueprint("par", __name__)
+MAX_PUSHED = 16 * 1024  # characters kept in the shared store per request (anyone may push as a public client)
 
 
 class PushedAuthorization(Endpoint):
@@ -61,6 +62,8 @@ def validate(client, params: dict[str, str]) -> None:
     """What the authorization endpoint would check of the request itself (section 2.1)."""
     if params.get("__duplicate__"):
         raise InvalidRequestError(f"parameter {params['__duplicate__']} given more than once")
+    if sum(len(k) + len(v) for k, v in params.items()) > MAX_PUSHED:
+        raise InvalidRequestError("the pushed request is too large")
     if "request_uri" in params:
         raise InvalidRequestError("request_uri cannot be pushed (RFC 9126 section 2.1)")
     if not params.get("redirect_uri") or not client.check_redirect_uri(params["redirect_uri"]):
