@@ -20,7 +20,7 @@ from idp.core import audit, errors, i18n, kv, security, sessions, storage
 from idp.core.hashing import session_key
 from idp.core.settings import Settings
 from idp.login import actions, eid, itsme, password, second_factor
-from idp.oidc import authorize, clients, discovery, keys, logout, server, token, userinfo
+from idp.oidc import authorize, clients, discovery, keys, logout, par, server, token, userinfo
 from idp.selfservice import account, activation, contract_login, my_data, recovery, registration
 from idp.services import backends
 
@@ -43,6 +43,7 @@ PARTS = (
     audit,
     discovery,
     authorize,
+    par,
     password,
     second_factor,
     actions,

@@ -100,15 +100,21 @@ def test_acr_requested_above_the_session_steps_up(client, user, extra):
         {"claims": json.dumps({"id_token": {"acr": {"essential": True, "value": ACR["high"]}}})},
     ],
 )
-def test_acr_values_limits_the_offered_methods(client, extra):
+def test_acr_no_offered_method_reaches_is_unmet_authentication_requirements(client, extra):
+    """Password + SMS is "substantial" and itsme/eID are off here: no chooser with nothing on it."""
     params, _ = authorize_params(**extra)
     resp = client.get("/authorize", query_string=params)
-    assert "/login/" in resp.location
-    page = client.get(resp.location).get_data(as_text=True)
-    tx_path = path_of(resp.location)
-    assert f'href="{tx_path}/password"' not in page  # password + SMS is "substantial": not offered for "high"
-    password = client.get(tx_path + "/password")
-    assert password.status_code in (302, 303)  # and not reachable directly either
+    assert resp.location.startswith("https://portal.example.com/callback?")
+    result = query_of(resp.location)
+    assert result["error"] == "unmet_authentication_requirements"
+    assert result["state"] == params["state"] and "code" not in result
+
+
+def test_acr_above_the_session_that_no_method_reaches_is_unmet_too(client, user):
+    inject_sso(client.application, client, user, level="substantial", amr=["pwd", "sms", "mfa"])
+    params, _ = authorize_params(acr_values=ACR["high"])
+    result = query_of(client.get("/authorize", query_string=params).location)
+    assert result["error"] == "unmet_authentication_requirements"
 
 
 def test_acr_values_at_or_below_the_session_keep_the_session(client, user):

@@ -132,7 +132,7 @@ ERROR_CASES = [
     ({"response_type": "token"}, "unsupported_response_type"),
     ({"response_type": "id_token"}, "unsupported_response_type"),
     ({"response_type": "code id_token"}, "unsupported_response_type"),
-    ({"response_type": None}, "unsupported_response_type"),
+    ({"response_type": None}, "invalid_request"),
     ({"scope": "profile email"}, "invalid_scope"),
     ({"scope": None}, "invalid_scope"),
     ({"prompt": "none login"}, "invalid_request"),

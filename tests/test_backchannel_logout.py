@@ -14,6 +14,7 @@ from tests.support.oidc import (
     app_tokens,
     decode,
     inject_sso,
+    logout_confirmed,
     portal_tokens,
     unverified,
 )
@@ -100,7 +101,7 @@ def test_discovery_announces_back_channel_logout_with_sessions(client):
 
 def test_logout_posts_a_valid_logout_token_to_every_rp_of_the_session(bcl_app, receiver):
     client, portal, app = login_both(bcl_app)
-    assert client.get("/logout").status_code == 200
+    assert logout_confirmed(client).status_code == 200
     for path, tokens, client_id in (("/portal/bcl", portal, "portal"), ("/app/bcl", app, "app")):
         received = receiver.tokens_for(path)
         assert len(received) == 1, receiver.requests
@@ -124,7 +125,7 @@ def test_logout_posts_a_valid_logout_token_to_every_rp_of_the_session(bcl_app, r
 
 def test_logout_token_is_not_usable_as_an_id_token_hint_or_access_token(bcl_app, receiver):
     client, _portal, _app = login_both(bcl_app)
-    client.get("/logout")
+    logout_confirmed(client)
     token = receiver.tokens_for("/portal/bcl")[0]
     assert client.get("/userinfo", headers={"Authorization": "Bearer " + token}).status_code == 401
     client2, _, _ = login_both(bcl_app)
@@ -140,7 +141,7 @@ def test_only_rps_that_took_part_in_the_session_are_told(bcl_app, receiver):
         sub = db.session.query(Account).filter_by(username="alice").one().sub
     inject_sso(bcl_app, client, sub)
     portal_tokens(client)
-    client.get("/logout")
+    logout_confirmed(client)
     assert len(receiver.tokens_for("/portal/bcl")) == 1
     assert receiver.tokens_for("/app/bcl") == []
 
@@ -167,7 +168,7 @@ def test_a_failing_rp_does_not_stop_the_logout(make_app, make_user, tmp_path):
         make_user()
         app = provider_with_backchannel(make_app, tmp_path, failing)
         client, _, _ = login_both(app)
-        resp = client.get("/logout")
+        resp = logout_confirmed(client)
         assert resp.status_code == 200
         assert len(failing.requests) == 2
         with app.app_context():
@@ -183,7 +184,7 @@ def test_an_unreachable_rp_does_not_stop_the_logout(make_app, make_user, tmp_pat
     clients[0] = {**clients[0], "backchannel_logout_uri": f"http://127.0.0.1:{free_port()}/gone"}
     app = make_app({"clients": clients})
     client, _, _ = login_both(app)
-    assert client.get("/logout").status_code == 200
+    assert logout_confirmed(client).status_code == 200
 
 
 def test_ending_a_session_from_the_account_page_notifies_the_rps(bcl_app, receiver):

@@ -93,3 +93,63 @@ def test_discovery_is_cacheable_and_readable_cross_origin(client):
     assert "max-age" in resp.headers["Cache-Control"]
     assert "no-store" not in resp.headers["Cache-Control"]
     assert resp.headers["Access-Control-Allow-Origin"] == "*"
+
+
+# Names registered in IANA's "OAuth Authorization Server Metadata" registry (RFC 8414
+# section 7.1, which includes OpenID Connect Discovery 1.0's and the logout specs' names).
+REGISTERED_METADATA = {
+    "issuer",
+    "authorization_endpoint",
+    "token_endpoint",
+    "jwks_uri",
+    "registration_endpoint",
+    "scopes_supported",
+    "response_types_supported",
+    "response_modes_supported",
+    "grant_types_supported",
+    "token_endpoint_auth_methods_supported",
+    "token_endpoint_auth_signing_alg_values_supported",
+    "service_documentation",
+    "ui_locales_supported",
+    "op_policy_uri",
+    "op_tos_uri",
+    "revocation_endpoint",
+    "revocation_endpoint_auth_methods_supported",
+    "revocation_endpoint_auth_signing_alg_values_supported",
+    "introspection_endpoint",
+    "introspection_endpoint_auth_methods_supported",
+    "introspection_endpoint_auth_signing_alg_values_supported",
+    "code_challenge_methods_supported",
+    "signed_metadata",
+    "userinfo_endpoint",
+    "acr_values_supported",
+    "subject_types_supported",
+    "id_token_signing_alg_values_supported",
+    "id_token_encryption_alg_values_supported",
+    "id_token_encryption_enc_values_supported",
+    "userinfo_signing_alg_values_supported",
+    "display_values_supported",
+    "claim_types_supported",
+    "claims_supported",
+    "claims_locales_supported",
+    "claims_parameter_supported",
+    "request_parameter_supported",
+    "request_uri_parameter_supported",
+    "require_request_uri_registration",
+    "end_session_endpoint",
+    "frontchannel_logout_supported",
+    "frontchannel_logout_session_supported",
+    "backchannel_logout_supported",
+    "backchannel_logout_session_supported",
+    "authorization_response_iss_parameter_supported",
+    "prompt_values_supported",
+    "pushed_authorization_request_endpoint",
+    "require_pushed_authorization_requests",
+    "dpop_signing_alg_values_supported",
+}
+
+
+def test_discovery_uses_only_registered_metadata_names(client):
+    doc = client.get("/.well-known/openid-configuration").json
+    assert set(doc) <= REGISTERED_METADATA, set(doc) - REGISTERED_METADATA
+    assert "access_token_signing_alg_values_supported" not in doc

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import PORTAL_SECRET, base_config, exchange
-from tests.support.oidc import app_tokens, code_for, decode, inject_sso, portal_tokens, userinfo
+from tests.support.oidc import app_tokens, code_for, decode, inject_sso, logout_confirmed, portal_tokens, userinfo
 from tests.test_backchannel_logout import Receiver
 
 SECRET = PORTAL_SECRET
@@ -120,7 +120,7 @@ def test_logout_token_carries_the_clients_own_sub(make_app, make_user, tmp_path)
         client = app.test_client()
         inject_sso(app, client, make_user())
         sub = sub_of(client, tokens_of(client, "shop", "https://shop.example.net/cb"))
-        client.get("/logout")
+        logout_confirmed(client)
         (token,) = receiver.tokens_for("/shop/bcl")
         assert decode(client, token)[1]["sub"] == sub
     finally:

@@ -42,6 +42,14 @@ class ClientSettings:
     subject_type: str = "public"  # or "pairwise" (OpenID Connect Core 8)
     sector_identifier: str | None = None  # pairwise: clients of one sector share a sub
     claims: tuple[str, ...] | None = None  # at most these claims, whatever the scopes
+    require_pkce: bool = True
+    require_pushed_authorization_requests: bool = False  # RFC 9126 section 6
+    require_dpop: bool = False  # RFC 9449: sender-constrained access tokens
+    profile: str | None = None  # "fapi2": the FAPI 2.0 Security Profile's rules at once
+
+    @property
+    def fapi2(self) -> bool:
+        return self.profile == "fapi2"
 
     @property
     def is_public(self) -> bool:
@@ -142,6 +150,34 @@ def read_client(t: ConfigTable, production: bool) -> ClientSettings | None:
         grant_types=tuple(grant_types or ()),
         disabled_methods_message=t.messages("disabled_message"),
         **read_client_disclosure(t, redirect_uris or []),
+        **_read_protocol_policy(t, kind, auth),
     )
     t.finish()
     return client if client_id else None
+
+
+def _read_protocol_policy(t: ConfigTable, kind: str | None, auth: str | None) -> dict:
+    """PKCE, PAR and DPoP per client, and the ``fapi2`` profile that turns them all on."""
+    require_pkce = t.bool("require_pkce", True)
+    if kind == "public" and not require_pkce:
+        t.error("require_pkce", "a public client always uses PKCE (RFC 9700 section 2.1.1)")
+    profile = t.str("profile", None, choices=("fapi2",))
+    if profile == "fapi2" and auth != "private_key_jwt":
+        t.error(
+            "profile", 'fapi2 needs token_endpoint_auth_method = "private_key_jwt" (a confidential client)'
+        )
+    require_par = t.bool("require_pushed_authorization_requests", False)
+    require_dpop = t.bool("require_dpop", False)
+    for key, value in (
+        ("require_pkce", require_pkce),
+        ("require_pushed_authorization_requests", require_par),
+        ("require_dpop", require_dpop),
+    ):
+        if profile == "fapi2" and t.has(key) and not value:
+            t.error(key, "cannot be false for a fapi2 client")
+    return {
+        "require_pkce": require_pkce or kind == "public" or profile == "fapi2",
+        "require_pushed_authorization_requests": require_par or profile == "fapi2",
+        "require_dpop": require_dpop or profile == "fapi2",
+        "profile": profile,
+    }

@@ -43,6 +43,7 @@ PURPOSES = frozenset(
         "activation-code",  # activation letters' codes
         "throttle",  # lockout and rate-limit keys made of what a person typed
         "pairwise",  # pairwise subject identifiers (OpenID Connect Core 8.1)
+        "dpop-nonce",  # the stateless DPoP server nonce (RFC 9449 section 8)
     }
 )
 

@@ -17,10 +17,11 @@ import time
 from blinker import Namespace
 from flask import Flask, current_app, g, request, session
 from flask.sessions import SessionInterface, SessionMixin
-from sqlalchemy import select
 from werkzeug.datastructures import CallbackDict
 
 from idp.core.storage import Account, SessionClient, SsoSession, db
+
+_signals = Namespace()
 
 COOKIE_DEV = "idp_session"
 COOKIE_PROD = "__Host-idp_session"
@@ -82,6 +83,8 @@ class KvSessionInterface(SessionInterface):
                     self.cookie, path="/", secure=self.secure, samesite="Lax", httponly=True
                 )
             return
+        if sess.new and self._cross_site_post_without_cookie():
+            return
         if sess.modified or sess.new or sess.previous_sid or _needs_touch(sess):
             sess["_t"] = int(time.time())
             kv.set(self._key(sess.sid), json.dumps(dict(sess)).encode(), self.idle_timeout)
@@ -96,15 +99,19 @@ class KvSessionInterface(SessionInterface):
             )
         response.vary.add("Cookie")
 
+    def _cross_site_post_without_cookie(self) -> bool:
+        """A cross-site POST never carries our ``SameSite=Lax`` cookie. Answering it with a
+        new session cookie would replace the browser's real one: a forged form (to
+        ``/logout``, say) would log the person out without ever reaching their session."""
+        return (
+            request.method == "POST"
+            and self.cookie not in request.cookies
+            and request.headers.get("Sec-Fetch-Site") == "cross-site"
+        )
+
 
 def _needs_touch(sess) -> bool:
     return int(time.time()) - int(sess.get("_t", 0)) > 60
-
-
-_signals = Namespace()
-#: Sent with ``sender=app`` and ``sso=``, ``reason=`` when an SSO session ends, after it
-#: is marked ended; :mod:`idp.oidc.logout` listens to revoke its grants and tell the RPs.
-session_ended = _signals.signal("idp.session-ended")
 
 
 def init_app(app: Flask) -> None:
@@ -137,38 +144,48 @@ def current_sso() -> tuple[SsoSession, Account] | None:
     return result
 
 
+#: Sent when an SSO session ends (logout, another person logging in on the browser,
+#: the account disabled, ...) with ``row`` and ``reason``; the OpenID layer
+#: (``idp.oidc.logout``) listens: it revokes the session's grants and tells the RPs.
+sso_ended = _signals.signal("sso-ended")
+
+
+def end_sso(row: SsoSession, reason: str, extra_events: dict | None = None) -> None:
+    """End one SSO session: marked ended here, then everywhere through :data:`sso_ended`
+    (``extra_events`` are added to each relying party's logout token)."""
+    if row.ended_at is None:
+        row.ended_at = int(time.time())
+    db.session.commit()
+    sso_ended.send(current_app._get_current_object(), row=row, reason=reason, extra_events=extra_events)
+    g.pop("sso", None)
+
+
 def start_sso(account: Account, level: str, methods: list[str], amr: list[str]) -> SsoSession:
-    """A completed login: a new SSO session and a new browser session id."""
+    """A completed login: the browser's SSO session, and a new browser session id.
+
+    The same person logging in again on this browser (``prompt=login``,
+    ``max_age``, a step-up) keeps the session and its ``sid``: only the
+    authentication (``auth_time``, level, methods) changes, so every RP's ID
+    token keeps naming the session that logout will end. Someone else logging
+    in ends the previous person's session everywhere first.
+    """
     settings = current_app.extensions["idp.settings"]
     now = int(time.time())
-    old = session.get("sid")
-    row = SsoSession(
-        id=secrets.token_urlsafe(24),
-        account_id=account.id,
-        auth_time=now,
-        level=level,
-        methods=methods,
-        amr=amr,
-        created_at=now,
-        last_seen_at=now,
-        expires_at=now + settings.session_absolute_timeout,
-        user_agent=(request.user_agent.string or "")[:255],
-        ip=request.remote_addr,
-    )
-    db.session.add(row)
-    if old and old != row.id:
-        prev = db.session.get(SsoSession, old)
-        if prev is not None and prev.ended_at is None:
-            if prev.account_id == account.id:
-                # Same person logging in again (step-up, prompt=login): the RPs stay in the session.
-                for sc in db.session.scalars(
-                    select(SessionClient).where(SessionClient.session_id == prev.id)
-                ):
-                    db.session.add(SessionClient(session_id=row.id, client_id=sc.client_id))
-                prev.ended_at = now
-            else:
-                # Another person on this browser: the previous one is logged out everywhere.
-                end_sso(prev, reason="other_user_logged_in")
+    row = _live_row(session.get("sid"))
+    if row is not None and row.account_id != account.id:
+        end_sso(row, reason="other_user_logged_in")
+        row = None
+    if row is None:
+        row = SsoSession(id=secrets.token_urlsafe(24), account_id=account.id, created_at=now)
+        db.session.add(row)
+    row.auth_time = now
+    row.level = level
+    row.methods = methods
+    row.amr = amr
+    row.last_seen_at = now
+    row.expires_at = now + settings.session_absolute_timeout
+    row.user_agent = (request.user_agent.string or "")[:255]
+    row.ip = request.remote_addr
     db.session.commit()
     session.regenerate()
     session["sid"] = row.id
@@ -176,17 +193,14 @@ def start_sso(account: Account, level: str, methods: list[str], amr: list[str]) 
     return row
 
 
+def _live_row(sid: str | None) -> SsoSession | None:
+    row = db.session.get(SsoSession, sid) if sid else None
+    if row is None or row.ended_at is not None or row.expires_at <= int(time.time()):
+        return None
+    return row
+
+
 def add_client(sso: SsoSession, client_id: str) -> None:
     if db.session.get(SessionClient, (sso.id, client_id)) is None:
         db.session.add(SessionClient(session_id=sso.id, client_id=client_id))
         db.session.commit()
-
-
-def end_sso(row: SsoSession, reason: str, extra_events: dict | None = None) -> None:
-    """End one SSO session everywhere: marked ended here; the listeners of
-    :data:`session_ended` revoke its tokens and send the back-channel logouts (with
-    ``extra_events`` added to each logout token's ``events``)."""
-    if row.ended_at is None:
-        row.ended_at = int(time.time())
-    session_ended.send(current_app._get_current_object(), sso=row, reason=reason, extra_events=extra_events)
-    g.pop("sso", None)

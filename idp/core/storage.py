@@ -184,6 +184,8 @@ class Grant(db.Model):
     created_at: Mapped[int] = mapped_column(BigInteger, default=utcnow)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger)
     revoked_reason: Mapped[str | None] = mapped_column(String(64))
+    # RFC 7638 thumbprint of the DPoP key the code / a public client's refresh tokens are bound to
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuthorizationCode(db.Model):

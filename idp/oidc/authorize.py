@@ -13,15 +13,18 @@ RFC 9207 (``iss`` in every response), OAuth 2.0 Form Post Response Mode.
 5. the code, bound to client, redirect URI and PKCE challenge.
 
 A request that needs a login is parked in the browser session as a *login
-transaction*; the login pages come back to :func:`resume` when done.
+transaction* (:mod:`idp.login.transaction`); the login pages come back to
+:func:`resume` when done. The steps and their order are :data:`PIPELINE`.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
+import re
 import time
-from urllib.parse import urlencode, urlsplit
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import OAuth2Request
@@ -38,20 +41,22 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from flask_wtf import FlaskForm
 
 from connectors.base import level_rank
 from idp.core import audit
 from idp.core.i18n import pick_from_ui_locales
-from idp.core.security import allow_form_action
 from idp.core.sessions import add_client, current_sso
 from idp.core.storage import Consent, db
 from idp.login.transaction import drop_transaction, get_transaction, save_transaction
 from idp.oidc import claims as claims_mod
+from idp.oidc import par_store
+from idp.oidc.responses import error_page, new_transaction, respond
 from idp.oidc.server import AuthContext
 
 log = logging.getLogger(__name__)
 bp = Blueprint("authorize", __name__)
+
+JKT = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 class StoredRequest(OAuth2Request):
@@ -81,39 +86,16 @@ class AuthorizationFailure(Exception):
 
 
 # ---------------------------------------------------------------------------
-# Responses
-# ---------------------------------------------------------------------------
-
-
-def respond(redirect_uri: str, params: list[tuple[str, str]], response_mode: str):
-    """Deliver the authorization response (query or form_post), always with ``iss``."""
-    params = [p for p in params if p[1] is not None] + [
-        ("iss", current_app.extensions["idp.settings"].issuer)
-    ]
-    if response_mode == "form_post":
-        allow_form_action(redirect_uri)
-        return render_template("authorize/form_post.html", action=redirect_uri, params=params)
-    sep = "&" if "?" in redirect_uri else "?"
-    return redirect(redirect_uri + sep + urlencode(params), 302)
-
-
-def error_page(message: str, status: int = 400):
-    return render_template("error.html", title=_("This link cannot be used"), message=message), status
-
-
-# ---------------------------------------------------------------------------
-# Login transactions
-# ---------------------------------------------------------------------------
-
-
-# ---------------------------------------------------------------------------
 # The pipeline
 # ---------------------------------------------------------------------------
 
 
-def _single_params(source) -> dict[str, str]:
+def single_params(source) -> dict[str, str]:
+    """One value per parameter; a repeated protocol parameter is noted as ``__duplicate__``."""
     out = {}
     for key in source:
+        if key.startswith("__"):
+            continue  # our own markers (``__duplicate__``, ``__pushed__``) never come from outside
         values = source.getlist(key)
         if len(values) > 1 and key in (
             "client_id",
@@ -139,7 +121,7 @@ def _single_params(source) -> dict[str, str]:
 def authorize():
     # No CORS here on purpose (RFC 9700 section 4.16): browsers come by navigation only.
     source = request.form if request.method == "POST" else request.args
-    return process(_single_params(source), tx=None)
+    return process(single_params(source), tx=None)
 
 
 @bp.route("/authorize/continue/<tx_id>")
@@ -152,112 +134,229 @@ def resume(tx_id: str):
     return process(tx["params"], tx=tx)
 
 
+class Answer(Exception):  # noqa: N818 - not an error: a step's final answer
+    """A step of the pipeline answers the request (a page, a redirect to the client or to login)."""
+
+    def __init__(self, response) -> None:
+        super().__init__("answer")
+        self.response = response
+
+
+MAX_DESCRIPTION = 200  # an error description never echoes an unbounded parameter value
+
+
+@dataclass
+class Authorization:
+    """One authorization request as it goes through the pipeline's steps."""
+
+    params: dict[str, str]
+    tx: dict | None
+    client: Any = None
+    redirect_uri: str = ""
+    response_mode: str = "query"
+    grant: Any = None
+    claims_request: dict | None = None
+    required_level: str = "low"
+
+    @property
+    def state(self) -> str | None:
+        return self.params.get("state")
+
+    @property
+    def prompts(self) -> set[str]:
+        return set((self.params.get("prompt") or "").split())
+
+    def fail(self, error: str, description: str):
+        """End the pipeline with an error at the client's redirect URI (OpenID Connect Core 3.1.2.6)."""
+        audit.record("authorize", "failure", client_id=self.client.client_id, error=error)
+        if len(description) > MAX_DESCRIPTION:
+            description = description[: MAX_DESCRIPTION - 1] + "…"
+        raise Answer(
+            respond(
+                self.redirect_uri,
+                [("error", error), ("error_description", description), ("state", self.state)],
+                self.response_mode,
+            )
+        )
+
+
 def process(params: dict[str, str], tx: dict | None):
-    settings = current_app.extensions["idp.settings"]
-    clients = current_app.extensions["idp.clients"]
-    server = current_app.extensions["idp.oauth"]
+    """Run the request through the steps in order; the first that answers ends it.
 
-    # 1. client and redirect URI: never redirect to something unverified.
-    client = clients.get(params.get("client_id"))
-    if client is None:
-        return error_page(_("The application that sent you here is not known to us."))
-    redirect_uri = params.get("redirect_uri")
-    if (
-        not redirect_uri
-        or not client.check_redirect_uri(redirect_uri)
-        or params.get("__duplicate__") == "redirect_uri"
-    ):
-        return error_page(_("The application that sent you here gave an address we do not know."))
-    response_mode = params.get("response_mode") or "query"
-    state = params.get("state")
-    web_redirect = urlsplit(redirect_uri).scheme in ("http", "https")
-    if response_mode not in ("query", "form_post") or (response_mode == "form_post" and not web_redirect):
-        # form_post needs a web page to post to; an app's private-use scheme cannot receive it.
-        return respond(
-            redirect_uri,
-            [
-                ("error", "invalid_request"),
-                ("error_description", "unsupported response_mode for this redirect_uri"),
-                ("state", state),
-            ],
-            "query",
-        )
-
-    def fail(error: str, description: str):
-        audit.record("authorize", "failure", client_id=client.client_id, error=error)
-        return respond(
-            redirect_uri,
-            [("error", error), ("error_description", description), ("state", state)],
-            response_mode,
-        )
-
-    # 2. the request itself
+    The order is the one certification expects: never redirect before the client
+    and redirect URI are known (1); then malformed requests (2); then
+    ``prompt=none`` without a session is ``login_required`` before any check of
+    the request's content (3); then the content (4, 5); then the session (6),
+    consent (7) and the code (8).
+    """
+    req = Authorization(params=params, tx=tx)
     try:
-        check_openid_parameters(params)
-        req = StoredRequest(params, settings.issuer + "/authorize")
-        grant = server.get_authorization_grant(req)
-        grant.validate_authorization_request()
-    except AuthorizationFailure as exc:
-        return fail(exc.error, exc.description)
-    except OAuth2Error as exc:
-        return fail(exc.error, exc.description or exc.error)
+        for step in PIPELINE:
+            step(req)
+    except Answer as answer:
+        return answer.response
+    raise AssertionError("the last step always answers")  # pragma: no cover
 
-    claims_request = claims_mod.parse_claims_request(params.get("claims"))
+
+def resolve_pushed_request(req: Authorization) -> None:
+    """``request_uri`` from the PAR endpoint (RFC 9126 section 4): the pushed parameters, once."""
+    if not str(req.params.get("request_uri", "")).startswith(par_store.PREFIX):
+        return  # none, or a request object by reference: refused later (request_uri_not_supported)
+    pushed = par_store.take(req.params["request_uri"], req.params.get("client_id"))
+    if pushed is None:
+        raise Answer(
+            error_page(
+                _("This sign-in took too long or was already used. Please start again from the application.")
+            )
+        )
+    req.params = {**pushed, "__pushed__": "1"}
+
+
+def check_client_and_redirect_uri(req: Authorization) -> None:
+    """Unknown client or unregistered redirect URI: an error page, never a redirect."""
+    req.client = current_app.extensions["idp.clients"].get(req.params.get("client_id"))
+    if req.client is None:
+        raise Answer(error_page(_("The application that sent you here is not known to us.")))
+    uri = req.params.get("redirect_uri")
+    if not uri or not req.client.check_redirect_uri(uri) or req.params.get("__duplicate__") == "redirect_uri":
+        raise Answer(error_page(_("The application that sent you here gave an address we do not know.")))
+    req.redirect_uri = uri
+
+
+def check_pushed_if_required(req: Authorization) -> None:
+    """A client registered with ``require_pushed_authorization_requests`` (RFC 9126 section 6)."""
+    if req.client.settings.require_pushed_authorization_requests and not req.params.get("__pushed__"):
+        req.fail("invalid_request", "this client must push its authorization requests (PAR)")
+
+
+def check_response_mode(req: Authorization) -> None:
+    mode = req.params.get("response_mode") or "query"
+    web_redirect = urlsplit(req.redirect_uri).scheme in ("http", "https")
+    if mode not in ("query", "form_post") or (mode == "form_post" and not web_redirect):
+        # form_post needs a web page to post to; an app's private-use scheme cannot receive it.
+        req.fail("invalid_request", "unsupported response_mode for this redirect_uri")
+    req.response_mode = mode
+
+
+def check_syntax(req: Authorization) -> None:
+    """Malformed requests (RFC 6749 section 4.1.2.1): repeated or missing parameters."""
+    params = req.params
+    if params.get("__duplicate__"):
+        req.fail("invalid_request", f"parameter {params['__duplicate__']} given more than once")
+    if not params.get("response_type"):
+        req.fail("invalid_request", "response_type is required")
+    if params["response_type"] != "code":
+        req.fail("unsupported_response_type", "only response_type=code is supported")
+    prompts = (params.get("prompt") or "").split()
+    if any(p not in ("none", "login", "consent", "select_account") for p in prompts):
+        req.fail("invalid_request", "unsupported prompt value")
+    if "none" in prompts and len(prompts) > 1:
+        req.fail("invalid_request", "prompt=none cannot be combined with other values")
+
+
+def check_prompt_none_has_session(req: Authorization) -> None:
+    """``prompt=none`` and nobody logged in: ``login_required`` (OpenID Connect Core 3.1.2.6)."""
+    if "none" in req.prompts and current_sso() is None:
+        req.fail("login_required", "the user must log in (no_session)")
+
+
+def check_request(req: Authorization) -> None:
+    """The request's content: our OpenID checks, then Authlib's (scope, PKCE S256)."""
+    settings = current_app.extensions["idp.settings"]
+    try:
+        check_openid_parameters(req.params)
+        stored = StoredRequest(req.params, settings.issuer + "/authorize")
+        req.grant = current_app.extensions["idp.oauth"].get_authorization_grant(stored)
+        req.grant.validate_authorization_request()
+    except AuthorizationFailure as exc:
+        req.fail(exc.error, exc.description)
+    except OAuth2Error as exc:
+        req.fail(exc.error, exc.description or exc.error)
+
+
+def read_claims_and_level(req: Authorization) -> None:
+    settings = current_app.extensions["idp.settings"]
+    req.claims_request = claims_mod.parse_claims_request(req.params.get("claims"))
     # Claims asked for by name widen the grant to the scopes that release them, within
     # what the client may have: the consent page then shows them, and nothing else leaks.
-    grant.request.scope = claims_mod.scope_with_claims(
-        grant.request.scope or "", claims_request, client.settings.scopes
+    req.grant.request.scope = claims_mod.scope_with_claims(
+        req.grant.request.scope or "", req.claims_request, req.client.settings.scopes
     )
-    prompts = set((params.get("prompt") or "").split())
-    required_level = required_level_for(client, params, claims_request)
-    if required_level is None:
-        return fail("invalid_request", "no login method of this client reaches the requested acr")
-    if params.get("ui_locales"):
-        g.ui_locale = pick_from_ui_locales(params["ui_locales"], settings.languages)
-        if tx is not None:
-            tx["ui_locale"] = g.ui_locale
+    req.required_level = required_level_for(req.client, req.params, req.claims_request)
+    if req.params.get("ui_locales"):
+        g.ui_locale = pick_from_ui_locales(req.params["ui_locales"], settings.languages)
+        if req.tx is not None:
+            req.tx["ui_locale"] = g.ui_locale
 
-    # 3. the SSO session
-    sso = current_sso()
-    reason = login_reason(sso, client, params, prompts, required_level, tx)
-    if reason is not None:
-        if "none" in prompts:
-            return fail("login_required", f"the user must log in ({reason})")
-        tx = tx or new_transaction(params, client, required_level)
-        tx["reason"] = reason
-        save_transaction(tx)
-        return redirect(url_for("login.choose", tx_id=tx["id"]), 302)
-    sso_row, account = sso
 
-    # 4. consent
-    scope = grant.request.scope or ""
-    if needs_consent(client, account.id, scope, prompts, tx):
-        if "none" in prompts:
-            return fail("consent_required", "the user must approve this application")
-        tx = tx or new_transaction(params, client, required_level)
+def check_session(req: Authorization) -> None:
+    """Is the SSO session good enough? Else log in, ``login_required``, or unmet requirements."""
+    reason = login_reason(current_sso(), req.client, req.params, req.prompts, req.required_level, req.tx)
+    if reason is None:
+        return
+    if not reachable(req.client, req.required_level):
+        # No method offered to this client reaches the level: no chooser with nothing on it.
+        req.fail(
+            "unmet_authentication_requirements",
+            "no login method of this client reaches the requested authentication level",
+        )
+    if "none" in req.prompts:
+        req.fail("login_required", f"the user must log in ({reason})")
+    tx = req.tx or new_transaction(req.params, req.client, req.required_level)
+    tx["reason"] = reason
+    save_transaction(tx)
+    raise Answer(redirect(url_for("login.choose", tx_id=tx["id"]), 302))
+
+
+def check_consent(req: Authorization) -> None:
+    _, account = current_sso()
+    scope = req.grant.request.scope or ""
+    if needs_consent(req.client, account.id, scope, req.prompts, req.tx):
+        if "none" in req.prompts:
+            req.fail("consent_required", "the user must approve this application")
+        tx = req.tx or new_transaction(req.params, req.client, req.required_level)
         tx["scope"] = scope
         save_transaction(tx)
-        return redirect(url_for("authorize.consent", tx_id=tx["id"]), 302)
+        raise Answer(redirect(url_for("authorize.consent", tx_id=tx["id"]), 302))
 
-    # 5. the code
 
+def issue_code(req: Authorization) -> None:
+    """The code, bound to client, redirect URI and PKCE challenge; the RP joins the session."""
+
+    settings = current_app.extensions["idp.settings"]
+    sso_row, account = current_sso()
+    grant, client = req.grant, req.client
     grant.request.user = AuthContext(
-        account=account, session=sso_row, acr=settings.acr_for(sso_row.level), claims_request=claims_request
+        account=account,
+        session=sso_row,
+        acr=settings.acr_for(sso_row.level),
+        claims_request=req.claims_request,
     )
     code = grant.generate_authorization_code()
     grant.save_authorization_code(code, grant.request)
     add_client(sso_row, client.client_id)
-    if tx is not None:
-        drop_transaction(tx["id"])
+    if req.tx is not None:
+        drop_transaction(req.tx["id"])
     audit.record("authorize", account_id=account.id, client_id=client.client_id, level=sso_row.level)
-    return respond(redirect_uri, [("code", code), ("state", state)], response_mode)
+    raise Answer(respond(req.redirect_uri, [("code", code), ("state", req.state)], req.response_mode))
+
+
+PIPELINE = (
+    resolve_pushed_request,
+    check_client_and_redirect_uri,
+    check_response_mode,
+    check_pushed_if_required,
+    check_syntax,
+    check_prompt_none_has_session,
+    check_request,
+    read_claims_and_level,
+    check_session,
+    check_consent,
+    issue_code,
+)
 
 
 def check_openid_parameters(params: dict[str, str]) -> None:
-    if params.get("__duplicate__"):
-        raise AuthorizationFailure(
-            "invalid_request", f"parameter {params['__duplicate__']} given more than once"
-        )
     if "request" in params:
         raise AuthorizationFailure("request_not_supported", "request objects are not supported")
     if "request_uri" in params:
@@ -265,11 +364,9 @@ def check_openid_parameters(params: dict[str, str]) -> None:
     scope = (params.get("scope") or "").split()
     if "openid" not in scope:
         raise AuthorizationFailure("invalid_scope", "the openid scope is required")
-    prompts = (params.get("prompt") or "").split()
-    if any(p not in ("none", "login", "consent", "select_account") for p in prompts):
-        raise AuthorizationFailure("invalid_request", "unsupported prompt value")
-    if "none" in prompts and len(prompts) > 1:
-        raise AuthorizationFailure("invalid_request", "prompt=none cannot be combined with other values")
+    if "dpop_jkt" in params and not JKT.fullmatch(params["dpop_jkt"]):
+        # RFC 9449 section 10: the base64url SHA-256 thumbprint (RFC 7638) of the client's DPoP key
+        raise AuthorizationFailure("invalid_request", "dpop_jkt is not a JWK SHA-256 thumbprint")
     if "max_age" in params:
         value = params["max_age"]
         if not (value.isascii() and value.isdigit()) or len(value) > 10:
@@ -287,8 +384,8 @@ def check_openid_parameters(params: dict[str, str]) -> None:
             ) from None
 
 
-def required_level_for(client, params: dict[str, str], claims_request: dict | None) -> str | None:
-    """The assurance level this request needs; None if the client cannot reach it."""
+def required_level_for(client, params: dict[str, str], claims_request: dict | None) -> str:
+    """The assurance level this request needs: the client's minimum or the lowest asked for."""
     settings = current_app.extensions["idp.settings"]
     required = client.settings.min_level
     asked = [settings.level_for_acr(v) for v in (params.get("acr_values") or "").split()]
@@ -298,15 +395,18 @@ def required_level_for(client, params: dict[str, str], claims_request: dict | No
         lowest_acceptable = min(asked, key=level_rank)
         if level_rank(lowest_acceptable) > level_rank(required):
             required = lowest_acceptable
+    return required
+
+
+def reachable(client, level: str) -> bool:
+    """Can a login with a method offered to this client reach ``level``?"""
+    settings = current_app.extensions["idp.settings"]
     best = max(
         (settings.methods[m].level for m in client.settings.methods if settings.methods[m].enabled),
         key=level_rank,
         default=None,
     )
-    if best is None or level_rank(best) < level_rank(required):
-        # Password + SMS can reach "substantial"; a client asking for more needs itsme/eID.
-        return None if best is None else required
-    return required
+    return best is not None and level_rank(best) >= level_rank(level)
 
 
 def login_reason(sso, client, params, prompts, required_level, tx) -> str | None:
@@ -346,21 +446,6 @@ def needs_consent(client, account_id: int, scope: str, prompts: set[str], tx: di
     return row is None or not set(scope.split()) <= set(row.scope.split())
 
 
-def new_transaction(params: dict[str, str], client, required_level: str) -> dict:
-    settings = current_app.extensions["idp.settings"]
-    methods = [m for m in client.settings.methods if m in settings.methods]
-    return {
-        "id": secrets.token_urlsafe(12),
-        "created": int(time.time()),
-        "params": params,
-        "client_id": client.client_id,
-        "required_level": required_level,
-        "methods": methods,
-        "login_hint": params.get("login_hint"),
-        "ui_locale": g.get("ui_locale"),
-    }
-
-
 # ---------------------------------------------------------------------------
 # Consent
 # ---------------------------------------------------------------------------
@@ -368,6 +453,7 @@ def new_transaction(params: dict[str, str], client, required_level: str) -> dict
 
 @bp.route("/consent/<tx_id>", methods=["GET", "POST"])
 def consent(tx_id: str):
+    from flask_wtf import FlaskForm
 
     tx = get_transaction(tx_id)
     sso = current_sso()

@@ -12,6 +12,7 @@ from flask import Blueprint, Flask, Response, current_app
 
 from idp.core.client_settings import SCOPES
 from idp.oidc.claims import claims_supported
+from idp.oidc.dpop import ALGORITHMS as DPOP_ALGORITHMS
 
 bp = Blueprint("discovery", __name__)
 
@@ -33,7 +34,6 @@ def metadata(settings) -> dict:
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["public", "pairwise"],
         "id_token_signing_alg_values_supported": [settings.signing_algorithm],
-        "userinfo_signing_alg_values_supported": [],
         "token_endpoint_auth_methods_supported": [
             "client_secret_basic",
             "client_secret_post",
@@ -68,7 +68,11 @@ def metadata(settings) -> dict:
         "frontchannel_logout_supported": False,
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
-        "access_token_signing_alg_values_supported": [settings.signing_algorithm],
+        # RFC 9126: PAR for every client; required of those registered so (and fapi2 ones)
+        "pushed_authorization_request_endpoint": iss + "/par",
+        "require_pushed_authorization_requests": False,
+        # RFC 9449: DPoP-bound access tokens
+        "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
     }
 
 

@@ -1,37 +1,39 @@
-"""Logout: RP-Initiated Logout 1.0 and Back-Channel Logout 1.0.
+"""RP-Initiated Logout 1.0 (the ``end_session_endpoint``), with a confirmation page.
 
-Ending an SSO session ends it for every relying party that took part: each
-one with a ``backchannel_logout_uri`` receives a signed logout token
-(``typ: logout+jwt``, with ``sub`` and ``sid``, the back-channel event and no
-nonce), and the session's refresh tokens stop working unless they were
-granted for ``offline_access``.
+Authlib validates the request (the ``id_token_hint`` is ours, ``client_id``
+matches its ``aud``, the ``post_logout_redirect_uri`` is registered); on top:
+
+* a bad request — forged or foreign hint, unknown client, an unregistered or
+  altered ``post_logout_redirect_uri`` — gets an error page saying why: no
+  redirect, and the session is **not** ended (section 4);
+* a valid hint for this browser's current session (same ``sub`` and ``sid``)
+  logs out at once and redirects to the URI with ``state`` (section 3);
+* anything else — no hint, or a hint from another session — asks the person
+  (section 2: the OP must ask, as a logout could be forced on them otherwise):
+  "Log out of …?", yes or no; the yes is a POST with a CSRF token. A
+  cross-site GET or POST therefore never ends a session by itself.
+
+Ending the session is :func:`idp.core.sessions.end_sso`; what that means for the
+relying parties (back-channel logout tokens, revoked grants) is in
+:mod:`idp.oidc.backchannel`, connected here to the ``sso_ended`` signal.
 """
 
 from __future__ import annotations
 
-import logging
-import secrets
-import time
-from concurrent.futures import ThreadPoolExecutor
-
-import requests
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oidc.rpinitiated import EndSessionEndpoint
-from flask import Blueprint, Flask, current_app, render_template, request, session
+from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, session
 from flask_babel import gettext as _
-from sqlalchemy import select
+from flask_wtf import FlaskForm
 
-from idp.core import audit
-from idp.core.sessions import current_sso, end_sso, session_ended
-from idp.core.storage import Account, Grant, SessionClient, SsoSession, db
-from idp.oidc.claims import is_subject_of, subject_for
-from idp.oidc.server import revoke_grant
+from idp.core.sessions import current_sso, end_sso, sso_ended
+from idp.oidc.backchannel import BACKCHANNEL_EVENT, logout_token, on_sso_ended
+from idp.oidc.claims import is_subject_of
 
-log = logging.getLogger(__name__)
+__all__ = ["BACKCHANNEL_EVENT", "end_sso", "logout_token"]
+
 bp = Blueprint("logout", __name__)
-
-BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 
 class EndSession(EndSessionEndpoint):
@@ -42,12 +44,11 @@ class EndSession(EndSessionEndpoint):
         return [current_app.extensions["idp.settings"].signing_algorithm]
 
     def _validate_id_token_hint(self, id_token_hint: str) -> dict:
-        """Only an ID token we issued (RP-Initiated Logout 1.0 section 2), expired or not.
+        """Only an ID token we issued (section 2), expired or not.
 
-        Authlib checks the signature against our keys; we also require our
-        issuer, the key's own algorithm and ``typ: JWT``, so an access token or
-        a logout token signed by the same key is not taken for an ID token
-        (RFC 8725 section 3.11).
+        We also require our issuer, the key's own algorithm and ``typ: JWT``, so
+        an access token or a logout token signed by the same key is not taken
+        for an ID token (RFC 8725 section 3.11).
         """
         try:
             claims = current_app.extensions["idp.keys"].verify_hint(id_token_hint)
@@ -57,82 +58,37 @@ class EndSession(EndSessionEndpoint):
             raise InvalidRequestError("id_token_hint is not an ID token from this provider")
         return claims
 
+    def is_post_logout_redirect_uri_legitimate(self, request, post_logout_redirect_uri, client, logout_hint):
+        # Without a hint, the person's own "yes" on the confirmation page is what makes
+        # the (registered) URI legitimate: see :func:`confirm`.
+        return True
+
     def end_session(self, end_session_request) -> None:
-        sso = current_sso()
-        if sso is not None:
-            end_sso(sso[0], reason="rp_initiated_logout")
-        session.clear()
+        raise AssertionError("logout ends the session itself")  # pragma: no cover
 
 
-def logout_token(client_id: str, sub: str, sid: str, extra_events: dict | None = None) -> str:
-    settings = current_app.extensions["idp.settings"]
-    now = int(time.time())
-    claims = {
-        "iss": settings.issuer,
-        "aud": client_id,
-        "iat": now,
-        "exp": now + 120,
-        "jti": secrets.token_urlsafe(16),
-        "sub": sub,
-        "sid": sid,
-        "events": {BACKCHANNEL_EVENT: {}, **(extra_events or {})},
-    }
-    return current_app.extensions["idp.keys"].sign(claims, typ="logout+jwt")
+def _page(template: str, status: int = 200, **context):
+    response = current_app.make_response((render_template(template, **context), status))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
-def post_logout_token(uri: str, token: str, timeout: float) -> str | None:
-    try:
-        resp = requests.post(uri, data={"logout_token": token}, timeout=timeout, allow_redirects=False)
-    except requests.RequestException as exc:
-        return type(exc).__name__
-    return None if resp.status_code in (200, 204) else f"HTTP {resp.status_code}"
+def _refused(message: str):
+    return _page("error.html", 400, title=_("Logout"), message=message)
 
 
-def _session_ended(app: Flask, sso: SsoSession, reason: str, extra_events: dict | None = None) -> None:
-    """Listener of :data:`idp.core.sessions.session_ended`: revoke the session's grants (but
-    ``offline_access`` ones) and send each participating RP its back-channel logout token."""
-    row = sso
-    settings = app.extensions["idp.settings"]
-    clients = app.extensions["idp.clients"]
-    account = db.session.get(Account, row.account_id)
-    for grant in db.session.scalars(
-        select(Grant).where(Grant.session_id == row.id, Grant.revoked_at.is_(None))
-    ):
-        if "offline_access" not in grant.scope.split():
-            revoke_grant(grant.id, "logout")
-    participants = [
-        sc.client_id
-        for sc in db.session.scalars(select(SessionClient).where(SessionClient.session_id == row.id))
-    ]
-    db.session.commit()
-    jobs = []
-    for client_id in participants:
-        client = clients.get(client_id)
-        if client is not None and client.settings.backchannel_logout_uri:
-            jobs.append(
-                (
-                    client_id,
-                    client.settings.backchannel_logout_uri,
-                    logout_token(client_id, subject_for(client.settings, account), row.id, extra_events),
-                )
-            )
-    if jobs:
-        with ThreadPoolExecutor(max_workers=min(8, len(jobs))) as pool:
-            results = list(
-                pool.map(lambda j: post_logout_token(j[1], j[2], settings.backchannel_logout_timeout), jobs)
-            )
-        for (client_id, _uri, _tok), problem in zip(jobs, results, strict=True):
-            audit.record(
-                "backchannel_logout",
-                "failure" if problem else "success",
-                account_id=account.id,
-                client_id=client_id,
-                commit=False,
-                **({"problem": problem} if problem else {}),
-            )
-    audit.record(
-        "logout", account_id=account.id if account else None, reason=reason, clients=len(participants)
-    )
+def _is_current_session(claims: dict | None, sso) -> bool:
+    """The hint was issued in this browser's current SSO session, to its person."""
+    if not claims or sso is None:
+        return False
+    row, account = sso
+    return is_subject_of(claims, account) and claims.get("sid") == row.id
+
+
+def _finish(redirect_uri: str | None):
+    if redirect_uri:
+        return redirect(redirect_uri, 303)
+    return _page("logout/done.html")
 
 
 @bp.route("/logout", methods=["GET", "POST"])
@@ -141,35 +97,51 @@ def logout():
     try:
         req = server.validate_endpoint_request("end_session")
     except OAuth2Error as exc:
-        return render_template(
-            "error.html",
-            title=_("Logout"),
-            message=_("This logout request is not valid: %(reason)s", reason=exc.description),
-        ), 400
-    client_id = request.values.get("client_id")
-    if client_id and req.client is None:
-        return render_template("error.html", title=_("Logout"), message=_("Unknown application.")), 400
-    sso = current_sso()
-    if req.id_token_claims and sso is not None and not is_subject_of(req.id_token_claims, sso[1]):
-        # The hint names someone else than the person logged in on this browser: an
-        # application must not end another person's session, nor be sent back to.
-        return render_template(
-            "error.html",
-            title=_("Logout"),
-            message=_("This logout request is for another account. You are still logged in."),
-        ), 400
+        return _refused(_("This logout request is not valid: %(reason)s", reason=exc.description))
+    if request.values.get("client_id") and req.client is None:
+        return _refused(_("Unknown application. You are still logged in."))
     if request.values.get("post_logout_redirect_uri") and not req.redirect_uri:
-        # Not registered, altered, or without a hint to prove it: log out, never redirect.
-        server.create_endpoint_response("end_session", req)
-        return render_template("logout/done.html"), 200
-    response = server.create_endpoint_response("end_session", req)
-    if response is not None:
-        response.status_code = 303
-        return response
-    return render_template("logout/done.html")
+        return _refused(
+            _(
+                "The application asked to send you back to an address that is not registered for it."
+                " You are still logged in."
+            )
+        )
+    sso = current_sso()
+    if sso is None:
+        # Nobody to log out here; with a hint the RP proved who it is: send the person back.
+        return _finish(req.redirect_uri if req.id_token_claims else None)
+    if _is_current_session(req.id_token_claims, sso):
+        end_sso(sso[0], reason="rp_initiated_logout")
+        session.clear()
+        return _finish(req.redirect_uri)
+    session["logout"] = {"sid": sso[0].id, "redirect_uri": req.redirect_uri}
+    return _page(
+        "logout/confirm.html",
+        form=FlaskForm(),
+        client=req.client,
+        service=current_app.extensions["idp.settings"].service_name,
+    )
+
+
+@bp.route("/logout/confirm", methods=["POST"])
+def confirm():
+    """The person's answer to the confirmation page: a POST with a CSRF token."""
+    form = FlaskForm()
+    pending = session.get("logout")
+    if not form.validate_on_submit() or not pending:
+        abort(400)
+    session.pop("logout", None)
+    sso = current_sso()
+    if request.form.get("decision") != "logout":
+        return _page("logout/kept.html")
+    if sso is not None and sso[0].id == pending["sid"]:
+        end_sso(sso[0], reason="rp_initiated_logout")
+        session.clear()
+    return _finish(pending.get("redirect_uri"))
 
 
 def init_app(app: Flask) -> None:
     app.extensions["idp.oauth"].register_endpoint(EndSession)
-    session_ended.connect(_session_ended, app)
+    sso_ended.connect(on_sso_ended)
     app.register_blueprint(bp)

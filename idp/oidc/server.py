@@ -5,7 +5,8 @@ client assertions, RFC 7009 revocation, RFC 7662 introspection, RFC 9207
 ``iss``, OpenID Connect Core); this module gives it our storage and tightens
 it where the rules of this provider are stricter:
 
-* PKCE with ``S256`` for every client, public or confidential; ``plain`` refused.
+* PKCE with ``S256`` for public clients and, unless switched off per client
+  (``require_pkce``), for confidential ones; ``plain`` refused everywhere.
 * Codes single use (claimed atomically) and bound to client, redirect URI and
   PKCE; a replayed code revokes every token its first redemption issued
   (RFC 6749 section 4.1.2, RFC 9700 section 4.2.4).
@@ -32,7 +33,7 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
-from flask import Flask, current_app
+from flask import Flask, current_app, g
 from flask import request as flask_request
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -41,6 +42,7 @@ from sqlalchemy import delete, update
 from idp.core.hashing import digest
 from idp.core.storage import Account, AuthorizationCode, Grant, RefreshToken, SsoSession, db
 from idp.oidc import claims as claims_mod
+from idp.oidc import dpop
 from idp.oidc.token_store import ClaimedCode, claim_code, read_grant, store_refresh_token
 
 log = logging.getLogger(__name__)
@@ -159,6 +161,7 @@ class Tokens:
         }
         if grant.session_id:
             claims["sid"] = grant.session_id
+        claims.update(dpop.confirmation(g.get("dpop_jkt")))
         return self.keys.sign(claims, typ="at+jwt")
 
     def generate(
@@ -173,7 +176,7 @@ class Tokens:
         now = _now()
         access = self.access_token(client, user, scope or "", now)
         token = {
-            "token_type": "Bearer",
+            "token_type": "DPoP" if g.get("dpop_jkt") else "Bearer",
             "access_token": access,
             "expires_in": self.settings.access_token_ttl,
             "scope": scope or "",
@@ -248,7 +251,14 @@ ALL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jw
 
 
 class S256Required(CodeChallenge):
-    """PKCE for every client, and only the S256 method (RFC 9700 section 2.1.1)."""
+    """PKCE with ``S256`` only (RFC 9700 section 2.1.1); ``plain`` is refused everywhere.
+
+    Required of every public client and, unless the operator switched it off
+    (``require_pkce = false``), of confidential ones; OpenID Connect's nonce
+    protects a confidential client's code flow too. A code issued with a
+    challenge still needs its verifier, and a verifier for a code issued
+    without one is refused (downgrade protection, RFC 9700 section 4.8).
+    """
 
     DEFAULT_CODE_CHALLENGE_METHOD = "S256"
     SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
@@ -256,9 +266,13 @@ class S256Required(CodeChallenge):
     def validate_code_challenge(self, grant, redirect_uri):
         data = grant.request.payload.data
         if not data.get("code_challenge"):
-            raise InvalidRequestError(
-                "PKCE is required: send code_challenge with code_challenge_method=S256."
-            )
+            if grant.request.client.settings.require_pkce:
+                raise InvalidRequestError(
+                    "PKCE is required: send code_challenge with code_challenge_method=S256."
+                )
+            if data.get("code_challenge_method"):
+                raise InvalidRequestError("code_challenge_method without code_challenge.")
+            return
         if data.get("code_challenge_method") != "S256":
             raise InvalidRequestError("Only code_challenge_method=S256 is supported.")
         super().validate_code_challenge(grant, redirect_uri)
@@ -278,8 +292,10 @@ class CodeGrant(grants.AuthorizationCodeGrant):
         settings = current_app.extensions["idp.settings"]
         data = request.payload.data
         now = _now()
+        code_ttl = min(settings.code_ttl, 60) if request.client.settings.fapi2 else settings.code_ttl
         grant = Grant(
             id=secrets.token_urlsafe(18),
+            dpop_jkt=data.get("dpop_jkt") or None,
             account_id=ctx.account.id,
             client_id=request.client.client_id,
             session_id=ctx.session.id,
@@ -299,9 +315,11 @@ class CodeGrant(grants.AuthorizationCodeGrant):
                 client_id=request.client.client_id,
                 redirect_uri=request.payload.redirect_uri,
                 nonce=data.get("nonce"),
-                code_challenge=data.get("code_challenge"),
-                code_challenge_method=data.get("code_challenge_method", "S256"),
-                expires_at=now + settings.code_ttl,
+                # No challenge (a confidential client with require_pkce = false): empty, and
+                # then a code_verifier at the token endpoint is refused (RFC 9700 section 4.8).
+                code_challenge=data.get("code_challenge") or "",
+                code_challenge_method="S256" if data.get("code_challenge") else "",
+                expires_at=now + code_ttl,
             )
         )
         db.session.commit()
@@ -335,11 +353,17 @@ class CodeGrant(grants.AuthorizationCodeGrant):
         return None
 
     def validate_token_request(self):
+        jkt = dpop.token_request_key()  # before the code is claimed: a nonce retry must not use it up
         try:
             super().validate_token_request()
+            claimed: ClaimedCode = self.request.authorization_code
+            bind = dpop.check_binding(self.request.client, claimed.grant, jkt, "code")
         except OAuth2Error:
             self._unstore_refresh_token()
             raise
+        if bind:
+            db.session.execute(update(Grant).where(Grant.id == claimed.grant.id).values(dpop_jkt=bind))
+            db.session.commit()
 
     def create_token_response(self):
         try:
@@ -404,10 +428,15 @@ class RefreshGrant(grants.RefreshTokenGrant):
 
         The token is claimed atomically only once the request is otherwise valid,
         so a request refused for its scope does not use it up; of two concurrent
-        uses exactly one claims it and the other revokes the family.
+        uses exactly one claims it and the other revokes the family. A public
+        client's refresh token is bound to its DPoP key, if it used one (RFC 9449 section 5).
         """
+        jkt = dpop.token_request_key()
         super().validate_token_request()
         view: _RefreshView = self.request.refresh_token
+        bind = dpop.check_binding(self.request.client, view.grant, jkt, "refresh")
+        if bind:
+            view.grant.dpop_jkt = bind
         if self.request.client.is_public:
             claimed = db.session.execute(
                 update(RefreshToken)
@@ -453,7 +482,15 @@ class ClientAssertion(JWTBearerClientAssertion):
 
     def get_audiences(self):
         issuer = current_app.extensions["idp.settings"].issuer
-        return [issuer + "/token", issuer]
+        return [issuer + "/token", issuer, issuer + "/par"]
+
+    def verify_claims(self, claims):
+        """FAPI 2.0 Security Profile 5.3.2.1: a fapi2 client's ``aud`` is the issuer, as a string."""
+        super().verify_claims(claims)
+        client = current_app.extensions["idp.clients"].get(claims.get("sub"))
+        issuer = current_app.extensions["idp.settings"].issuer
+        if client is not None and client.settings.fapi2 and claims.get("aud") != issuer:
+            raise InvalidClientError(description="The client assertion's aud must be the issuer.")
 
     def validate_jti(self, claims, jti):
         """Each assertion once (RFC 7523 section 3): remembered until it expires."""
@@ -600,15 +637,23 @@ class Introspection(IntrospectionEndpoint):
             "sub": claims_mod.subject_for(_client_settings(grant.client_id), account) if account else None,
             "exp": token.claims["exp"] if token.kind == "access_token" else token.refresh.expires_at,
             "iss": settings.issuer,
-            "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",
+            "token_type": _token_type(token),
             "acr": grant.acr,
             "auth_time": grant.auth_time,
         }
         if token.kind == "access_token":
+            if isinstance(token.claims.get("cnf"), dict):
+                out["cnf"] = token.claims["cnf"]  # RFC 9449 section 6.2
             out["iat"] = token.claims.get("iat")
             out["jti"] = token.claims.get("jti")
             out["aud"] = token.claims.get("aud")
         return out
+
+
+def _token_type(token: _TokenRef) -> str:
+    if token.kind != "access_token":
+        return "refresh_token"
+    return "DPoP" if isinstance(token.claims.get("cnf"), dict) else "Bearer"
 
 
 # ---------------------------------------------------------------------------

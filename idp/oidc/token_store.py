@@ -65,7 +65,7 @@ _codes, _grants, _accounts = AuthorizationCode.__table__, Grant.__table__, Accou
 _refresh = RefreshToken.__table__
 CODE_FIELDS = ("redirect_uri", "nonce", "code_challenge", "code_challenge_method")
 GRANT_FIELDS = ("id", "account_id", "client_id", "session_id", "scope", "claims", "auth_time", "acr", "amr")
-GRANT_FIELDS += ("revoked_at", "revoked_reason")
+GRANT_FIELDS += ("revoked_at", "revoked_reason", "dpop_jkt")
 ACCOUNT_FIELDS = ("status", *ACCOUNT_CLAIM_COLUMNS)
 
 # Bind names differ from column names: SQLAlchemy reads a bind named like a column

@@ -1,7 +1,9 @@
 """The UserInfo endpoint (OpenID Connect Core 5.3) with RFC 6750 bearer errors.
 
 GET or POST with ``Authorization: Bearer``; the access token must be one of
-ours (``typ: at+jwt``, RFC 9068), unexpired, and its grant not revoked.
+ours (``typ: at+jwt``, RFC 9068), unexpired, and its grant not revoked. A
+DPoP-bound token (``cnf.jkt``) needs ``Authorization: DPoP`` and a proof of
+its key for this request (RFC 9449 section 7); without it, 401.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import time
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 
+from idp.oidc import dpop
 from idp.oidc.claims import userinfo_claims
 from idp.oidc.server import access_token_subject
 
@@ -24,18 +27,29 @@ def bearer_error(error: str | None, description: str | None, status: int):
     return jsonify(body), status, {"WWW-Authenticate": value, "Cache-Control": "no-store"}
 
 
-def bearer_token() -> str | None:
+def dpop_error(exc: dpop.DPoPError):
+    """RFC 9449 section 7.1: the DPoP challenge, with the algorithms we accept."""
+    algs = " ".join(dpop.ALGORITHMS)
+    value = f'DPoP algs="{algs}", error="{exc.error}", error_description="{exc.description}"'
+    body = {"error": exc.error, "error_description": exc.description}
+    return jsonify(body), exc.status_code, {"WWW-Authenticate": value, "Cache-Control": "no-store"}
+
+
+def presented_token() -> tuple[str, str | None]:
+    """The access token and how it came: (``bearer`` | ``dpop``, token)."""
     header = request.headers.get("Authorization", "")
     if header[:7].lower() == "bearer ":
-        return header[7:].strip() or None
+        return "bearer", header[7:].strip() or None
+    if header[:5].lower() == "dpop ":
+        return "dpop", header[5:].strip() or None
     if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
-        return request.form.get("access_token") or None  # RFC 6750 section 2.2
-    return None
+        return "bearer", request.form.get("access_token") or None  # RFC 6750 section 2.2
+    return "bearer", None
 
 
 @bp.route("/userinfo", methods=["GET", "POST"])
 def userinfo():
-    token = bearer_token()
+    scheme, token = presented_token()
     if token is None:
         return bearer_error(None, None, 401)
     try:
@@ -45,6 +59,11 @@ def userinfo():
     now = int(time.time())
     if not isinstance(claims.get("exp"), int) or claims["exp"] < now:
         return bearer_error("invalid_token", "The access token expired.", 401)
+    try:
+        issuer = current_app.extensions["idp.settings"].issuer
+        dpop.resource_key(claims, scheme, token, issuer + "/userinfo")
+    except dpop.DPoPError as exc:
+        return dpop_error(exc)
     live = access_token_subject(claims)
     if live is None:
         return bearer_error("invalid_token", "The access token was revoked.", 401)

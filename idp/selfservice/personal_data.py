@@ -38,7 +38,7 @@ from idp.core.sessions import end_sso
 from idp.core.storage import Account, AuditEvent, Customer, Grant, SessionClient, SsoSession, db
 from idp.login import lockout, otp
 from idp.login.lockout import FailureCounter
-from idp.oidc import logout
+from idp.oidc import backchannel
 from idp.oidc.claims import subject_for
 
 log = logging.getLogger(__name__)
@@ -195,12 +195,12 @@ def _notify_relying_parties(account: Account) -> int:
             continue
         told_clients.add(grant.client_id)
         subject = subject_for(client.settings, account)
-        token = logout.logout_token(grant.client_id, subject, grant.session_id or "", {ERASED_EVENT: {}})
+        token = backchannel.logout_token(grant.client_id, subject, grant.session_id or "", {ERASED_EVENT: {}})
         jobs.append((client.settings.backchannel_logout_uri, token))
     timeout = current_app.extensions["idp.settings"].backchannel_logout_timeout
     if jobs:
         with ThreadPoolExecutor(max_workers=min(8, len(jobs))) as pool:
-            list(pool.map(lambda j: logout.post_logout_token(j[0], j[1], timeout), jobs))
+            list(pool.map(lambda j: backchannel.post_logout_token(j[0], j[1], timeout), jobs))
     return len(sessions)
 
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from tests.conftest import PASSWORD, PORTAL_SECRET, authorize_params, exchange, query_of
+from tests.conftest import PASSWORD, PORTAL_SECRET, authorize_params, base_config, exchange, query_of
 
 APP_REDIRECT = "be.example.app:/callback"
 PARTNER_REDIRECT = "https://partner.example.net/cb"
@@ -249,3 +249,25 @@ def current_sid(app, client) -> str | None:
 
 def path_of(location: str) -> str:
     return urlsplit(location).path
+
+
+def confirm_logout(client, page, decision: str = "logout"):
+    """Answer the logout confirmation page ("Log out of …?") as the person would."""
+    assert page.status_code == 200 and "Log out of" in page.get_data(as_text=True), page.status_code
+    return fill_form(client, "/logout/confirm", page, decision=decision)
+
+
+def logout_confirmed(client, **query):
+    """RP-initiated logout without a hint for this session: asked, and confirmed."""
+    return confirm_logout(client, client.get("/logout", query_string=query))
+
+
+def clients_with(portal: dict | None = None, app: dict | None = None, tmp_path=None) -> dict:
+    """The test configuration's clients, the portal and the app changed by ``portal`` / ``app``."""
+    clients = [dict(c) for c in base_config("http://localhost", "sqlite://", tmp_path)["clients"]]
+    for c in clients:
+        if c["client_id"] == "portal":
+            c.update(portal or {})
+        if c["client_id"] == "app":
+            c.update(app or {})
+    return {"clients": clients}
