@@ -24,7 +24,7 @@ def create_app(
     """
     from idp import demo
     from idp.accounts import customers
-    from idp.core import audit, errors, i18n, kv, security, sessions, storage
+    from idp.core import audit, errors, health, i18n, kv, security, sessions, storage
     from idp.core.settings import load_settings
     from idp.login import eid as eid_login
     from idp.login import itsme as itsme_login
@@ -39,9 +39,6 @@ def create_app(
     settings = load_settings(path, overrides=overrides, instance_dir=instance_dir)
     if settings.demo_enabled:
         settings = demo.with_demo_client(settings)
-    if not settings.production and settings.issuer.startswith("http://"):
-        # Authlib refuses plain http unless told: development issuers are http://127.0.0.1.
-        os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
 
     app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
     app.config.update(
@@ -76,6 +73,7 @@ def create_app(
         )
 
     storage.init_app(app)
+    health.init_app(app)
     services.init_app(app)
     sessions.init_app(app)
     security.init_app(app)

@@ -46,10 +46,10 @@ def main(config):
 @click.option("--port", default=5000, show_default=True, type=int)
 @with_appcontext
 def serve(host: str, port: int):
-    """Run the development server (use gunicorn with wsgi.py in production)."""
+    """Run the development server (use gunicorn idp.wsgi:app in production)."""
     app = current_app._get_current_object()
     if app.extensions["idp.settings"].production:
-        click.echo("warning: the built-in server is for development; run gunicorn wsgi:app", err=True)
+        click.echo("warning: the built-in server is for development; run gunicorn idp.wsgi:app", err=True)
     from werkzeug.serving import run_simple
 
     # Not app.run(): Flask ignores it inside its own CLI commands.

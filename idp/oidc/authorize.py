@@ -46,6 +46,7 @@ from idp.core.security import allow_form_action
 from idp.core.sessions import add_client, current_sso
 from idp.core.storage import Consent, db
 from idp.oidc import claims as claims_mod
+from idp.oidc.transport import for_transport_check
 
 log = logging.getLogger(__name__)
 bp = Blueprint("authorize", __name__)
@@ -56,8 +57,9 @@ MAX_TRANSACTIONS = 5
 class StoredRequest(OAuth2Request):
     """An authorization request rebuilt from its parameters (GET, POST or resumed)."""
 
-    def __init__(self, params: dict[str, str], uri: str) -> None:
-        super().__init__("GET", uri)
+    def __init__(self, params: dict[str, str], uri: str, production: bool) -> None:
+        super().__init__("GET", for_transport_check(uri, production))
+        self.uri = uri
         self.payload = BasicOAuth2Payload(params)
         self._params = params
 
@@ -227,7 +229,7 @@ def process(params: dict[str, str], tx: dict | None):
     # 2. the request itself
     try:
         check_openid_parameters(params)
-        req = StoredRequest(params, settings.issuer + "/authorize")
+        req = StoredRequest(params, settings.issuer + "/authorize", settings.production)
         grant = server.get_authorization_grant(req)
         grant.validate_authorization_request()
     except AuthorizationFailure as exc:
