@@ -24,7 +24,7 @@ def create_app(
     """
     from idp import demo
     from idp.accounts import customers
-    from idp.core import audit, errors, health, i18n, kv, security, sessions, storage
+    from idp.core import audit, errors, health, i18n, kv, logs, security, sessions, storage
     from idp.core.settings import load_settings
     from idp.login import eid as eid_login
     from idp.login import itsme as itsme_login
@@ -40,6 +40,7 @@ def create_app(
     if settings.demo_enabled:
         settings = demo.with_demo_client(settings)
 
+    logs.configure(settings.sections["logging"])
     app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
     app.config.update(
         SECRET_KEY=settings.secret_key,
@@ -72,6 +73,7 @@ def create_app(
             x_host=settings.trusted_proxies,
         )
 
+    logs.init_app(app)
     storage.init_app(app)
     health.init_app(app)
     services.init_app(app)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, has_request_context, request
+from flask import Flask, g, has_request_context, request
 
 from idp.core.storage import AuditEvent, db
 
@@ -31,7 +31,11 @@ def record(
     for key in detail:
         if any(word in key.lower() for word in _FORBIDDEN):
             raise ValueError(f"audit detail {key!r} looks like a secret")
-    ip = request.remote_addr if has_request_context() else None
+    ip = None
+    if has_request_context():
+        ip = request.remote_addr
+        if client_id:
+            g.client_id = client_id  # the request's later log lines name it too
     db.session.add(
         AuditEvent(
             event=event,
