@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Flask, g, has_request_context, request
 
+from idp.core import metrics
 from idp.core.storage import AuditEvent, db
 
 log = logging.getLogger("idp.audit")
@@ -49,6 +50,7 @@ def record(
     )
     if commit:
         db.session.commit()
+    metrics.audit_event(event, outcome, method, detail.get("reason"))
     log.info(
         "event=%s outcome=%s account=%s client=%s method=%s ip=%s %s",
         event,

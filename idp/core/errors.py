@@ -17,7 +17,17 @@ from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 
-API_PREFIXES = ("/token", "/userinfo", "/revoke", "/introspect", "/jwks", "/.well-known")
+API_PREFIXES = (
+    "/token",
+    "/userinfo",
+    "/revoke",
+    "/introspect",
+    "/jwks",
+    "/.well-known",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+)
 
 
 def wants_json() -> bool:

@@ -538,6 +538,7 @@ SECTIONS = {
     "otp": "idp.login.otp:OtpSettings",
     "registration": "idp.selfservice.registration:RegistrationSettings",
     "logging": "idp.core.logs:LoggingSettings",
+    "metrics": "idp.core.metrics:MetricsSettings",
 }
 
 

@@ -37,7 +37,7 @@ from wtforms.validators import DataRequired, Length
 
 from connectors.base import level_rank
 from idp.accounts.users import normalize_username
-from idp.core import audit
+from idp.core import audit, metrics
 from idp.core.i18n import localized
 from idp.core.phones import mask_phone
 from idp.core.sessions import start_sso
@@ -231,6 +231,7 @@ def password(tx_id: str):
     }
     error, status = None, 200
     if form.validate_on_submit():
+        metrics.login_started("password")
         if throttled("password"):
             return throttled_page("login/password.html", **context)
         outcome = check_password(form.username.data, form.password.data, tx)
@@ -523,6 +524,10 @@ def authenticate_password(username: str, password: str) -> Account | None:
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     actions.init_app(app)
+    metrics.add_gauge(
+        app, "idp_sms_budget_used", "SMS codes sent today (UTC) against the budget.", otp.budget_used
+    )
+    metrics.add_gauge(app, "idp_sms_budget_limit", "The global daily SMS budget.", otp.budget_limit)
 
     @app.context_processor
     def _service():

@@ -37,7 +37,7 @@ from flask import request as flask_request
 from joserfc.errors import JoseError
 from sqlalchemy import delete, update
 
-from idp.core import health
+from idp.core import health, metrics
 from idp.core.storage import Account, AuthorizationCode, Grant, RefreshToken, SsoSession, db, digest
 from idp.oidc import claims as claims_mod
 from idp.oidc.token_store import ClaimedCode, claim_code, read_grant, store_refresh_token
@@ -165,6 +165,7 @@ class Tokens:
         expires_in=None,
         include_refresh_token=True,
     ):
+        metrics.token_issued(grant_type)
         now = _now()
         access = self.access_token(client, user, scope or "", now)
         token = {
