@@ -16,6 +16,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import select
 
 from connectors.base import ConfigErrors
+from idp.core import audit
 
 
 def _create_app():
@@ -96,6 +97,21 @@ def db_upgrade():
     click.echo("database is up to date")
 
 
+@db_group.command("current")
+@with_appcontext
+def db_current():
+    """The schema's revision and the newest one; exit status 1 when an upgrade is due."""
+    from idp.core.storage import migration_state
+
+    current, heads = migration_state(current_app._get_current_object())
+    click.echo(f"current: {', '.join(sorted(current)) or '(empty database)'}")
+    click.echo(f"newest:  {', '.join(sorted(heads))}")
+    if current != heads:
+        click.echo("the database is behind: run `idp db upgrade`", err=True)
+        sys.exit(1)
+    click.echo("the database is up to date")
+
+
 @main.group("keys")
 def keys_group():
     """Token signing keys."""
@@ -168,6 +184,7 @@ def users_create(username, email, phone, given_name, family_name, password_stdin
     except AccountError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    audit.record("account_created", account_id=account.id, actor="operator")
     click.echo(f"created {account.username} (sub {account.sub})")
 
 
@@ -223,8 +240,22 @@ def users_disable(username):
     if account is None:
         click.echo("no such user", err=True)
         sys.exit(1)
-    disable_account(account)
+    disable_account(account, actor="operator")
     click.echo(f"disabled {account.username}")
+
+
+@users_group.command("enable")
+@click.argument("username")
+@with_appcontext
+def users_enable(username):
+    """Let a disabled account log in again (its sessions stay ended)."""
+    from idp.accounts.users import enable_account
+
+    account = _user_or_exit(username)
+    if not enable_account(account, actor="operator"):
+        click.echo(f"{account.username} is not disabled (status {account.status})", err=True)
+        sys.exit(1)
+    click.echo(f"enabled {account.username}")
 
 
 def _user_or_exit(username):

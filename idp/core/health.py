@@ -19,12 +19,10 @@ import logging
 import time
 from collections.abc import Callable
 
-from alembic.script import ScriptDirectory
 from flask import Blueprint, Flask, current_app, jsonify
-from sqlalchemy import text
 
 from idp.core.sessions import sessionless
-from idp.core.storage import alembic_config, db
+from idp.core.storage import migration_state
 
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)
@@ -38,10 +36,8 @@ def add_check(app: Flask, name: str, check: Check) -> None:
 
 
 def _database(app: Flask) -> str | None:
-    heads = app.extensions["idp.migration_heads"]
-    with db.engine.connect() as conn:
-        rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
-    if set(rows) != heads:
+    current, heads = migration_state(app)
+    if current != heads:
         return "not migrated to the newest revision (run idp db upgrade)"
     return None
 
@@ -81,8 +77,6 @@ def readyz():
 
 
 def init_app(app: Flask) -> None:
-    script = ScriptDirectory.from_config(alembic_config(app.config["SQLALCHEMY_DATABASE_URI"]))
-    app.extensions["idp.migration_heads"] = set(script.get_heads())
     add_check(app, "database", _database)
     add_check(app, "shared_store", _shared_store)
     app.register_blueprint(bp)
