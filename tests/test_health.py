@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-import sqlalchemy as sa
 
 from idp import create_app
 from idp.core import health
 from tests.conftest import base_config, merge
 from tests.support.own_services import OwnPostgres, OwnRedis
+from tests.support.schema import schema_behind
 
 
 def test_healthz_answers_without_a_session(client):
@@ -53,12 +53,8 @@ def test_a_failing_check_turns_readyz_503_without_leaking_its_error(app, client)
 
 
 def test_readyz_fails_when_the_schema_is_behind(app, client):
-    with app.app_context():
-        from idp.core.storage import db
-
-        with db.engine.begin() as conn:
-            conn.execute(sa.text("UPDATE alembic_version SET version_num = '0001_initial'"))
-    resp = client.get("/readyz")
+    with schema_behind(app):
+        resp = client.get("/readyz")
     assert resp.status_code == 503
     assert "idp db upgrade" in resp.get_json()["checks"]["database"]["reason"]
 
