@@ -62,6 +62,7 @@ def create_app(
         settings.signing_algorithm,
         lifetime=max(settings.id_token_ttl, settings.access_token_ttl),
         issuer=settings.issuer,
+        reload_interval=settings.keys_reload_interval,
     )
     if settings.trusted_proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix

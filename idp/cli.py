@@ -357,3 +357,7 @@ def audit_list(limit, event):
 
 def init_app(app: Flask) -> None:
     pass
+
+
+if __name__ == "__main__":  # python -m idp.cli
+    main()

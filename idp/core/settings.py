@@ -107,6 +107,7 @@ class Settings:
     connectors: dict[str, Any] = field(default_factory=dict)  # method -> connector settings
     sections: dict[str, Any] = field(default_factory=dict)  # feature tables read by their own modules
     extra: dict[str, Any] = field(default_factory=dict)
+    keys_reload_interval: int = 30  # seconds before a worker notices a rotated signing key
 
     @property
     def production(self) -> bool:
@@ -382,6 +383,7 @@ def load_settings(
         passphrase = None
     else:
         passphrase = _dev_secret(inst, "keys_passphrase")
+    keys_reload = keys.int("reload_interval", 30, min=1, max=300)
     keys.finish()
 
     tokens = root.table("tokens")
@@ -473,6 +475,7 @@ def load_settings(
         connectors=connectors,
         sections=sections,
         extra=extra,
+        keys_reload_interval=keys_reload,
     )
 
 
