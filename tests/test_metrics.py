@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from idp.core import metrics
 from tests.conftest import authorize_params, exchange, get_code, login_with_password
+from tests.test_itsme_login import (  # noqa: F401 (the "fake", "keys_template" and "itsme_config" fixtures)
+    add_known_person,
+    at_itsme,
+    fake,
+    itsme_config,
+    keys_template,
+    to_itsme,
+    to_login_page,
+)
 
 TOKEN = "m" * 40
 WITH_TOKEN = {"metrics": {"token": "env:IDP_TEST_METRICS_TOKEN"}}
@@ -127,3 +138,20 @@ def make_user_in_app():
     from tests.conftest import make_user_in
 
     return make_user_in
+
+
+def test_an_itsme_login_times_the_calls_to_itsme(make_app, itsme_config, fake, make_user_in_app):  # noqa: F811
+    app = make_app({**itsme_config(), **WITH_TOKEN})
+    fake.rp_jwks = app.extensions["idp.itsme.keys"].public_jwks_bytes
+    add_known_person(app)
+    client = app.test_client()
+    before = scrape(client)
+    _params, _verifier, tx_path = to_login_page(client)
+    back = at_itsme(to_itsme(client, tx_path))
+    assert client.get(f"{urlsplit(back).path}?{urlsplit(back).query}").status_code == 303
+    after = scrape(client)
+    calls = "idp_upstream_request_duration_seconds_count"
+    assert (
+        value(after, calls, upstream="itsme") - value(before, calls, upstream="itsme") >= 2
+    )  # token, userinfo
+    assert value(after, "idp_logins_started_total", method="itsme") >= 1
