@@ -16,7 +16,7 @@ from flask import Flask
 
 from idp import config, demo
 from idp.accounts import customers, passwords
-from idp.core import audit, errors, i18n, kv, security, sessions, storage
+from idp.core import audit, errors, health, i18n, kv, logs, metrics, security, sessions, storage
 from idp.core.hashing import session_key
 from idp.core.settings import Settings
 from idp.login import actions, eid, itsme, password, second_factor
@@ -29,7 +29,10 @@ log = logging.getLogger(__name__)
 # Every part plugs itself in with init_app(app), in this order: what a part needs from
 # app.extensions is set up by a part above it.
 PARTS = (
+    logs,
     storage,
+    health,
+    metrics,
     kv,
     clients,
     keys,
@@ -71,6 +74,7 @@ def create_app(
     ``overrides`` replaces top-level tables of the file (tests use it).
     """
     settings = config.load(config_path or os.environ.get("IDP_CONFIG") or None, overrides, None, instance_dir)
+    logs.configure(settings.sections["logging"])
     if settings.demo_enabled:
         settings = demo.with_demo_client(settings)
     app = _flask_app(settings)
@@ -83,9 +87,6 @@ def create_app(
 
 
 def _flask_app(settings: Settings) -> Flask:
-    if not settings.production and settings.issuer.startswith("http://"):
-        # Authlib refuses plain http unless told: development issuers are http://127.0.0.1.
-        os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
     app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
     app.config.update(
         SECRET_KEY=session_key(settings.secret_key, settings.session_key_version),

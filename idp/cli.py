@@ -27,6 +27,7 @@ from idp.accounts.users import (
     AccountError,
     create_local_account,
     disable_account,
+    enable_account,
     find_by_username,
 )
 from idp.config import load as load_settings
@@ -34,7 +35,7 @@ from idp.connectors_admin import rotate_itsme_keys
 from idp.core import audit
 from idp.core.phones import PhoneError, mask_phone
 from idp.core.retention import purge
-from idp.core.storage import Account, AuditEvent, SigningKey, db, upgrade
+from idp.core.storage import Account, AuditEvent, SigningKey, db, migration_state, upgrade
 from idp.login import contacts, lockout, otp
 from idp.selfservice.personal_data import describe, erase_account, export_account
 
@@ -66,10 +67,10 @@ def main(config):
 @click.option("--port", default=5000, show_default=True, type=int)
 @with_appcontext
 def serve(host: str, port: int):
-    """Run the development server (use gunicorn with wsgi.py in production)."""
+    """Run the development server (use gunicorn idp.wsgi:app in production)."""
     app = current_app._get_current_object()
     if app.extensions["idp.settings"].production:
-        click.echo("warning: the built-in server is for development; run gunicorn wsgi:app", err=True)
+        click.echo("warning: the built-in server is for development; run gunicorn idp.wsgi:app", err=True)
 
     # Not app.run(): Flask ignores it inside its own CLI commands.
     click.echo(f"serving {app.extensions['idp.settings'].issuer} on http://{host}:{port}/ (Ctrl+C to stop)")
@@ -111,6 +112,20 @@ def db_upgrade():
     upgrade(app)
     app.extensions["idp.keys"].ensure_key()
     click.echo("database is up to date")
+
+
+@db_group.command("current")
+@with_appcontext
+def db_current():
+    """The schema's revision and the newest one; exit status 1 when an upgrade is due."""
+
+    current, heads = migration_state(current_app._get_current_object())
+    click.echo(f"current: {', '.join(sorted(current)) or '(empty database)'}")
+    click.echo(f"newest:  {', '.join(sorted(heads))}")
+    if current != heads:
+        click.echo("the database is behind: run `idp db upgrade`", err=True)
+        sys.exit(1)
+    click.echo("the database is up to date")
 
 
 @main.group("keys")
@@ -193,6 +208,7 @@ def users_create(username, email, phone, given_name, family_name, password_stdin
     except AccountError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    audit.record("account_created", account_id=account.id, actor="operator")
     click.echo(f"created {account.username} (sub {account.sub})")
 
 
@@ -244,8 +260,21 @@ def users_disable(username):
     if account is None:
         click.echo("no such user", err=True)
         sys.exit(1)
-    disable_account(account)
+    disable_account(account, actor="operator")
     click.echo(f"disabled {account.username}")
+
+
+@users_group.command("enable")
+@click.argument("username")
+@with_appcontext
+def users_enable(username):
+    """Let a disabled account log in again (its sessions stay ended)."""
+
+    account = _user_or_exit(username)
+    if not enable_account(account, actor="operator"):
+        click.echo(f"{account.username} is not disabled (status {account.status})", err=True)
+        sys.exit(1)
+    click.echo(f"enabled {account.username}")
 
 
 def _user_or_exit(username):
@@ -455,3 +484,7 @@ def audit_list(limit, event):
             f"{when} {row.event} {row.outcome} account={row.account_id} client={row.client_id} "
             f"method={row.method} ip={row.ip} {json.dumps(row.detail) if row.detail else ''}"
         )
+
+
+if __name__ == "__main__":  # python -m idp.cli
+    main()

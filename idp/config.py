@@ -15,6 +15,8 @@ from typing import Any
 
 from idp.accounts.legacy_source import LegacySettings
 from idp.accounts.passwords import PasswordSettings
+from idp.core.logs import LoggingSettings
+from idp.core.metrics import MetricsSettings
 from idp.core.retention import RetentionSettings
 from idp.core.settings import Section, Settings, load_settings
 from idp.login.otp import OtpSettings
@@ -41,6 +43,8 @@ SECTIONS: dict[str, Section] = {
     "legacy": Section(LegacySettings.from_table),
     "retention": Section(RetentionSettings.from_table),
     "claims": Section(ClaimsSettings.from_table),
+    "logging": Section(LoggingSettings.from_table),
+    "metrics": Section(MetricsSettings.from_table),
 }
 
 

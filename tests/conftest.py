@@ -27,7 +27,6 @@ TEST_ENV = {
     "IDP_TEST_PORTAL_SECRET": PORTAL_SECRET,
 }
 os.environ.update(TEST_ENV)
-os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
 
 # One Playwright session per process: the browser fixtures live in a plugin, not in test modules.
 pytest_plugins = ["tests.support.browser"]

@@ -62,6 +62,8 @@ def test_every_settings_key_read_by_the_provider_appears_in_the_example():
         "idp/core/retention.py",
         "idp/oidc/claims.py",
         "idp/core/disclosure.py",
+        "idp/core/logs.py",
+        "idp/core/metrics.py",
         "connectors/itsme/settings.py",
         "connectors/eid/settings.py",
     ]

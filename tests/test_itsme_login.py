@@ -554,7 +554,7 @@ def test_key_rotation_command_publishes_new_keys_and_logins_keep_working(app, cl
     before = {k["use"]: k["kid"] for k in json.loads(client.get("/itsme/jwks.json").data)["keys"]}
     result = app.test_cli_runner().invoke(idp_cli, ["keys", "rotate", "--connector", "itsme"])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)  # log lines go to stderr
     assert summary["connector"] == "itsme" and set(summary["retired"]) == set(before.values())
 
     keys = json.loads(client.get("/itsme/jwks.json").data)["keys"]

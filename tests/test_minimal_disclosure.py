@@ -6,7 +6,15 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import PORTAL_SECRET, base_config, exchange
-from tests.support.oidc import app_tokens, code_for, decode, inject_sso, logout_confirmed, portal_tokens, userinfo
+from tests.support.oidc import (
+    app_tokens,
+    code_for,
+    decode,
+    inject_sso,
+    logout_confirmed,
+    portal_tokens,
+    userinfo,
+)
 from tests.test_backchannel_logout import Receiver
 
 SECRET = PORTAL_SECRET

@@ -4,13 +4,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_wsgi_refuses_to_start_without_a_configuration_file(tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+@pytest.mark.parametrize("module", ["idp.wsgi", "wsgi"])
+def test_wsgi_refuses_to_start_without_a_configuration_file(tmp_path, module):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", f"import {module}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "IDP_CONFIG is not set" in result.stderr

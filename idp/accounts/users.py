@@ -14,6 +14,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from idp.core import audit
 from idp.core.phones import PhoneError, normalize_phone
 from idp.core.sessions import end_sso
 from idp.core.storage import Account, SsoSession, db
@@ -85,11 +86,22 @@ def create_local_account(
     return account
 
 
-def disable_account(account: Account) -> None:
+def disable_account(account: Account, actor: str = "operator") -> None:
 
     account.status = "disabled"
     db.session.commit()
+    audit.record("account_disabled", account_id=account.id, actor=actor)
     for row in db.session.scalars(
         select(SsoSession).where(SsoSession.account_id == account.id, SsoSession.ended_at.is_(None))
     ):
         end_sso(row, reason="account_disabled")
+
+
+def enable_account(account: Account, actor: str = "operator") -> bool:
+    """Let a disabled account log in again; False when it was not disabled."""
+    if account.status != "disabled":
+        return False
+    account.status = "active"
+    db.session.commit()
+    audit.record("account_enabled", account_id=account.id, actor=actor)
+    return True

@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, has_request_context, request
+from flask import Flask, g, has_request_context, request
 
+from idp.core import metrics
 from idp.core.storage import AuditEvent, db
 
 log = logging.getLogger("idp.audit")
@@ -31,7 +32,11 @@ def record(
     for key in detail:
         if any(word in key.lower() for word in _FORBIDDEN):
             raise ValueError(f"audit detail {key!r} looks like a secret")
-    ip = request.remote_addr if has_request_context() else None
+    ip = None
+    if has_request_context():
+        ip = request.remote_addr
+        if client_id:
+            g.client_id = client_id  # the request's later log lines name it too
     db.session.add(
         AuditEvent(
             event=event,
@@ -45,6 +50,7 @@ def record(
     )
     if commit:
         db.session.commit()
+    metrics.audit_event(event, outcome, method, detail.get("reason"))
     log.info(
         "event=%s outcome=%s account=%s client=%s method=%s ip=%s %s",
         event,

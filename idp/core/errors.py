@@ -19,7 +19,17 @@ from idp.core.storage import db
 
 log = logging.getLogger(__name__)
 
-API_PREFIXES = ("/token", "/userinfo", "/revoke", "/introspect", "/jwks", "/.well-known")
+API_PREFIXES = (
+    "/token",
+    "/userinfo",
+    "/revoke",
+    "/introspect",
+    "/jwks",
+    "/.well-known",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+)
 
 
 def wants_json() -> bool:

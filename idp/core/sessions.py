@@ -61,7 +61,9 @@ class KvSessionInterface(SessionInterface):
     def _key(self, sid: str) -> str:
         return f"session:{sid}"
 
-    def open_session(self, app: Flask, req) -> ServerSession:
+    def open_session(self, app: Flask, req) -> ServerSession | None:
+        if req.path in app.extensions.get("idp.sessionless", ()):
+            return None  # Flask's null session: nothing read from or written to the store
         sid = req.cookies.get(self.cookie)
         if sid and len(sid) < 100:
             raw = app.extensions["idp.kv"].get(self._key(sid))
@@ -73,6 +75,8 @@ class KvSessionInterface(SessionInterface):
         return ServerSession(new=True)
 
     def save_session(self, app: Flask, sess: ServerSession, response) -> None:
+        if self.is_null_session(sess):
+            return
         kv = app.extensions["idp.kv"]
         if sess.previous_sid:
             kv.delete(self._key(sess.previous_sid))
@@ -112,6 +116,11 @@ class KvSessionInterface(SessionInterface):
 
 def _needs_touch(sess) -> bool:
     return int(time.time()) - int(sess.get("_t", 0)) > 60
+
+
+def sessionless(app: Flask, *paths: str) -> None:
+    """Paths served without a browser session (health checks, metrics): no store round trip."""
+    app.extensions.setdefault("idp.sessionless", set()).update(paths)
 
 
 def init_app(app: Flask) -> None:

@@ -107,6 +107,7 @@ class Settings:
     trusted_proxies: int
     session_key_version: int = 1  # raise it to rotate the CSRF/session key alone
     identifier_key_version: int = 1  # the key that hashes national register and card numbers
+    keys_reload_interval: int = 30  # seconds before a worker notices a rotated signing key
     connectors: dict[str, Any] = field(default_factory=dict)  # method -> connector settings
     sections: dict[str, Any] = field(default_factory=dict)  # tables read by their own modules
 
@@ -341,8 +342,13 @@ def _read_keys(ctx: _Context) -> dict[str, Any]:
     keys = ctx.root.table("keys")
     algorithm = keys.str("algorithm", "RS256", choices=SIGNING_ALGORITHMS)
     passphrase = _secret_or_development(keys, "passphrase", ctx, "keys_passphrase")
+    reload_interval = keys.int("reload_interval", 30, min=1, max=300)
     keys.finish()
-    return {"signing_algorithm": algorithm, "keys_passphrase": passphrase}
+    return {
+        "signing_algorithm": algorithm,
+        "keys_passphrase": passphrase,
+        "keys_reload_interval": reload_interval,
+    }
 
 
 def _read_tokens(root: ConfigTable) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.script import ScriptDirectory
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
@@ -31,6 +32,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    inspect,
+    text,
 )
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -273,6 +276,20 @@ def upgrade(app: Flask, revision: str = "heads") -> None:
         with db.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
+
+
+def migration_state(app: Flask) -> tuple[set[str], set[str]]:
+    """(the revisions the database is at, the newest revisions of the code)."""
+    heads = app.extensions.get("idp.migration_heads")
+    if heads is None:
+        heads = set(
+            ScriptDirectory.from_config(alembic_config(app.config["SQLALCHEMY_DATABASE_URI"])).get_heads()
+        )
+        app.extensions["idp.migration_heads"] = heads
+    with app.app_context(), db.engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return set(), heads
+        return set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars()), heads
 
 
 def first_row_autocommit(statement, params: dict) -> tuple | None:

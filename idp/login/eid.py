@@ -44,7 +44,7 @@ from connectors.eid import (
     new_challenge,
 )
 from idp.accounts.federation import FederationError, resolve_identity
-from idp.core import audit
+from idp.core import audit, metrics
 from idp.core.errors import error_page
 from idp.core.hashing import digest
 from idp.core.storage import db
@@ -179,7 +179,9 @@ def build_verifier(app: Flask) -> EidVerifier:
     """The app's one verifier, its OCSP answers cached in the shared store."""
     settings = app.extensions["idp.settings"]
     # settings.load_settings already refused an allowlist without the provider's own origin.
-    return EidVerifier(settings.connectors["eid"], ocsp_cache=KvOcspCache(app))
+    return EidVerifier(
+        settings.connectors["eid"], http=metrics.UpstreamSession("ocsp"), ocsp_cache=KvOcspCache(app)
+    )
 
 
 def _settings():
@@ -289,6 +291,7 @@ def challenge(tx_id: str):
             raise Refused(TOO_MANY_ATTEMPTS, 429)
     except Refused as exc:
         return refuse(exc.code, exc.status, tx)
+    metrics.login_started("eid")
     value = new_challenge()
     kv.set(_state_key(value), b"issued:" + binding.encode(), ttl)
     kv.set(_challenge_key(binding), value.encode(), ttl)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 
-import requests
 from flask import (
     Blueprint,
     Flask,
@@ -44,7 +43,7 @@ from connectors.base import ConnectorError, level_rank
 from connectors.config import ConfigError, ConfigErrors
 from connectors.itsme import ItsmeConnector, RPKeyError, RPKeys
 from idp.accounts.federation import FederationError, resolve_identity
-from idp.core import audit
+from idp.core import audit, metrics
 from idp.core.hashing import digest
 from idp.core.phones import PhoneError, normalize_phone
 from idp.core.storage import db
@@ -75,6 +74,7 @@ def start(tx_id: str):
     if connector is None or not _allowed(tx):
         return redirect(url_for("login.choose", tx_id=tx_id), 303)
     level = tx["required_level"] if tx else "low"
+    metrics.login_started(METHOD)
     try:
         url, transaction = connector.begin(level=level, locale=str(get_locale()), login_hint=_phone_hint(tx))
     except ConnectorError as exc:
@@ -266,7 +266,7 @@ def build_connector(app: Flask) -> None:
         keys = RPKeys.load_or_create(itsme.keys_dir, itsme.keys_passphrase)
     except (RPKeyError, OSError) as exc:
         raise ConfigErrors([ConfigError(settings.source, "connectors.itsme.keys_dir", str(exc))]) from exc
-    http = requests.Session()
+    http = metrics.UpstreamSession("itsme")
     http.headers["User-Agent"] = "idp-itsme-connector"
     app.extensions["idp.itsme.keys"] = keys
     app.extensions["idp.itsme"] = ItsmeConnector(itsme, keys, http=http)

@@ -328,6 +328,18 @@ def _over_cap(kv, caps: Caps, t: int, account_id: int | None, number: str, purpo
     return None
 
 
+def budget_used(app) -> float:
+    """SMS sent today against the global daily budget (the ``global_per_day`` cap), for metrics."""
+    raw = app.extensions["idp.kv"].get(
+        f"otp:cap:all:{int(app.extensions.get('idp.clock', time.time)()) // DAY}"
+    )
+    return float(int(raw)) if raw else 0.0
+
+
+def budget_limit(app) -> float:
+    return float(app.extensions["idp.settings"].sections["otp"].caps.global_per_day)
+
+
 def resend_wait(purpose: str, binding: str) -> int:
     """Seconds before a resend is allowed for this binding (0: now)."""
     raw = current_app.extensions["idp.kv"].get(_code_key(purpose, binding))

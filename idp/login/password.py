@@ -34,7 +34,7 @@ from wtforms.validators import DataRequired, Length
 from connectors.password import LocalPasswordConnector, StoredPassword
 from idp.accounts import legacy_source, origins
 from idp.accounts.users import normalize_username
-from idp.core import audit
+from idp.core import audit, metrics
 from idp.core.storage import Account, db
 from idp.login import lockout, otp
 from idp.login.chooser import METHOD_ENDPOINTS, alternatives, method_choices
@@ -108,6 +108,7 @@ def password(tx_id: str):
     }
     error, status = None, 200
     if form.validate_on_submit():
+        metrics.login_started("password")
         if throttled("password"):
             return throttled_page("login/password.html", **context)
         outcome = check_password(form.username.data, form.password.data, tx)
@@ -194,6 +195,10 @@ def init_app(app: Flask) -> None:
         app.extensions["idp.passwords"].verify,
         level=app.extensions["idp.settings"].methods["password"].level,
     )
+    metrics.add_gauge(
+        app, "idp_sms_budget_used", "SMS codes sent today (UTC) against the budget.", otp.budget_used
+    )
+    metrics.add_gauge(app, "idp_sms_budget_limit", "The global daily SMS budget.", otp.budget_limit)
 
     @app.context_processor
     def _service():

@@ -52,6 +52,7 @@ from idp.oidc import claims as claims_mod
 from idp.oidc import par_store
 from idp.oidc.responses import error_page, new_transaction, respond
 from idp.oidc.server import AuthContext
+from idp.oidc.transport import for_transport_check
 
 log = logging.getLogger(__name__)
 bp = Blueprint("authorize", __name__)
@@ -62,8 +63,9 @@ JKT = re.compile(r"[A-Za-z0-9_-]{43}")
 class StoredRequest(OAuth2Request):
     """An authorization request rebuilt from its parameters (GET, POST or resumed)."""
 
-    def __init__(self, params: dict[str, str], uri: str) -> None:
-        super().__init__("GET", uri)
+    def __init__(self, params: dict[str, str], uri: str, production: bool) -> None:
+        super().__init__("GET", for_transport_check(uri, production))
+        self.uri = uri
         self.payload = BasicOAuth2Payload(params)
         self._params = params
 
@@ -265,7 +267,7 @@ def check_request(req: Authorization) -> None:
     settings = current_app.extensions["idp.settings"]
     try:
         check_openid_parameters(req.params)
-        stored = StoredRequest(req.params, settings.issuer + "/authorize")
+        stored = StoredRequest(req.params, settings.issuer + "/authorize", settings.production)
         req.grant = current_app.extensions["idp.oauth"].get_authorization_grant(stored)
         req.grant.validate_authorization_request()
     except AuthorizationFailure as exc:

@@ -207,4 +207,5 @@ def init_app(app: Flask) -> None:
         settings.signing_algorithm,
         lifetime=max(settings.id_token_ttl, settings.access_token_ttl),
         issuer=settings.issuer,
+        reload_interval=settings.keys_reload_interval,
     )

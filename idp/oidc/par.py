@@ -78,9 +78,9 @@ def validate(client, params: dict[str, str]) -> None:
         error = OAuth2Error(description=exc.description, status_code=400)
         error.error = exc.error
         raise error from None
-    issuer = current_app.extensions["idp.settings"].issuer
+    settings = current_app.extensions["idp.settings"]
     grant = current_app.extensions["idp.oauth"].get_authorization_grant(
-        StoredRequest(params, issuer + "/authorize")
+        StoredRequest(params, settings.issuer + "/authorize", settings.production)
     )
     try:
         grant.validate_authorization_request()

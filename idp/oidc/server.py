@@ -39,11 +39,13 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import delete, update
 
+from idp.core import health, metrics
 from idp.core.hashing import digest
 from idp.core.storage import Account, AuthorizationCode, Grant, RefreshToken, SsoSession, db
 from idp.oidc import claims as claims_mod
 from idp.oidc import dpop
 from idp.oidc.token_store import ClaimedCode, claim_code, read_grant, store_refresh_token
+from idp.oidc.transport import ProviderRequest
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +175,7 @@ class Tokens:
         expires_in=None,
         include_refresh_token=True,
     ):
+        metrics.token_issued(grant_type)
         now = _now()
         access = self.access_token(client, user, scope or "", now)
         token = {
@@ -664,12 +667,16 @@ class Server(AuthorizationServer):
         super().__init__()
         self._clients = app.extensions["idp.clients"]
         self._tokens = app.extensions["idp.tokens"]
+        self._production = app.extensions["idp.settings"].production
         self.init_app(app)
         self.register_token_generator("default", self._tokens.generate)
         self.scopes_supported = None
 
     def query_client(self, client_id):
         return self._clients.get(client_id)
+
+    def create_oauth2_request(self, request):
+        return ProviderRequest(flask_request, self._production)
 
     def save_token(self, token, request):
         self._tokens.save(token, request)
@@ -719,4 +726,10 @@ def init_app(app: Flask) -> Server:
     server.register_endpoint(Revocation)
     server.register_endpoint(Introspection)
     app.extensions["idp.oauth"] = server
+    health.add_check(app, "signing_key", _signing_key_loaded)
     return server
+
+
+def _signing_key_loaded(app: Flask) -> str | None:
+    """Readiness: a key to sign ID and access tokens with (loaded, or loadable now)."""
+    return None if app.extensions["idp.keys"].active.kid else "no active signing key"

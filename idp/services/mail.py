@@ -30,6 +30,7 @@ from typing import Any, Protocol, TextIO
 from email_validator import EmailNotValidError, validate_email
 
 from connectors.config import ConfigTable
+from idp.core import metrics
 from idp.services.outbox import Outbox, read_backend_tables
 
 log = logging.getLogger(__name__)
@@ -179,7 +180,9 @@ class LoggedMailer:
             log.warning(
                 "mail to @%s via %s: %s (%s) in %.0f ms", domain, self.name, exc.code, exc.detail, elapsed
             )
+            metrics.message("email", "failed")
             raise
+        metrics.message("email", "sent")
         log.info("mail to @%s via %s: sent in %.0f ms", domain, self.name, (self._clock() - started) * 1000)
 
     def build(self, message: EmailMessage) -> MimeMessage:
@@ -264,7 +267,7 @@ class SmtpMailer(LoggedMailer):
         mime = self.build(message)
         s = self.settings
         try:
-            with self._connect() as smtp:
+            with metrics.upstream("smtp"), self._connect() as smtp:
                 if s.username:
                     smtp.login(s.username, s.password or "")
                 smtp.send_message(mime)

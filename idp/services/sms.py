@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 import requests
 
 from connectors.config import ConfigTable
+from idp.core import metrics
 from idp.core.phones import mask_phone
 from idp.services.outbox import Outbox, read_backend_tables
 
@@ -195,7 +196,9 @@ class LoggedSmsGateway:
                 exc.detail,
                 (self._clock() - started) * 1000,
             )
+            metrics.message("sms", "failed")
             raise
+        metrics.message("sms", "sent")
         log.info(
             "sms to %s via %s: sent in %.0f ms", mask_phone(to), self.name, (self._clock() - started) * 1000
         )
@@ -247,7 +250,7 @@ class HttpSmsGateway(LoggedSmsGateway):
     ) -> None:
         super().__init__(sender, **kwargs)
         self.settings = settings
-        self.session = session or requests.Session()
+        self.session = session or metrics.UpstreamSession("sms_gateway")
         self._sleep = sleep
 
     def _deliver(self, to: str, text: str) -> None:
