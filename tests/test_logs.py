@@ -199,7 +199,7 @@ def test_request_id_comes_from_a_trusted_proxy_only(make_app, trusted_proxies, s
 
 
 def test_logging_table_rejects_unknown_formats(make_app):
-    from connectors.base import ConfigErrors
+    from connectors.config import ConfigErrors
 
     with pytest.raises(ConfigErrors) as exc:
         make_app({"logging": {"format": "xml", "colour": True}})

@@ -71,7 +71,7 @@ def test_metrics_answer_allowed_networks_only(make_app, networks, status):
 
 
 def test_metrics_settings_are_checked(make_app, monkeypatch):
-    from connectors.base import ConfigErrors
+    from connectors.config import ConfigErrors
 
     monkeypatch.setenv("IDP_TEST_SHORT", "short")
     with pytest.raises(ConfigErrors) as exc:
