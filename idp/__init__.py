@@ -24,7 +24,7 @@ def create_app(
     """
     from idp import demo
     from idp.accounts import customers
-    from idp.core import audit, errors, i18n, kv, security, sessions, storage
+    from idp.core import audit, errors, i18n, inputs, kv, security, sessions, storage
     from idp.core.settings import load_settings
     from idp.login import eid as eid_login
     from idp.login import itsme as itsme_login
@@ -76,6 +76,7 @@ def create_app(
         )
 
     storage.init_app(app)
+    inputs.init_app(app)
     services.init_app(app)
     sessions.init_app(app)
     security.init_app(app)

@@ -11,6 +11,7 @@ reaches all of them (OpenID Connect Back-Channel Logout 1.0).
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 
@@ -19,7 +20,11 @@ from flask.sessions import SessionInterface, SessionMixin
 from sqlalchemy import select
 from werkzeug.datastructures import CallbackDict
 
+from idp.core.errors import turn_unavailable
+from idp.core.kv import StoreUnavailable
 from idp.core.storage import Account, SessionClient, SsoSession, db
+
+log = logging.getLogger(__name__)
 
 COOKIE_DEV = "idp_session"
 COOKIE_PROD = "__Host-idp_session"
@@ -35,6 +40,9 @@ class ServerSession(CallbackDict, SessionMixin):
         self.new = new
         self.modified = False
         self.previous_sid: str | None = None
+        # The shared store could not be read: this session is never saved, and the
+        # request is answered 503 (the error page itself still renders from it).
+        self.unavailable = False
 
     @property
     def sid(self) -> str:
@@ -62,7 +70,12 @@ class KvSessionInterface(SessionInterface):
     def open_session(self, app: Flask, req) -> ServerSession:
         sid = req.cookies.get(self.cookie)
         if sid and len(sid) < 100:
-            raw = app.extensions["idp.kv"].get(self._key(sid))
+            try:
+                raw = app.extensions["idp.kv"].get(self._key(sid))
+            except StoreUnavailable:
+                broken = ServerSession(new=True)
+                broken.unavailable = True
+                return broken
             if raw is not None:
                 try:
                     return ServerSession(json.loads(raw), sid=sid)
@@ -71,7 +84,16 @@ class KvSessionInterface(SessionInterface):
         return ServerSession(new=True)
 
     def save_session(self, app: Flask, sess: ServerSession, response) -> None:
+        if sess.unavailable:
+            return
         kv = app.extensions["idp.kv"]
+        try:
+            self._save(kv, sess, response)
+        except StoreUnavailable as exc:
+            log.error("browser session not saved, answering 503: %s", exc)
+            turn_unavailable(response)
+
+    def _save(self, kv, sess: ServerSession, response) -> None:
         if sess.previous_sid:
             kv.delete(self._key(sess.previous_sid))
         if not sess:
@@ -100,9 +122,15 @@ def _needs_touch(sess) -> bool:
     return int(time.time()) - int(sess.get("_t", 0)) > 60
 
 
+def _refuse_without_store() -> None:
+    if getattr(session, "unavailable", False):
+        raise StoreUnavailable("the browser session could not be read")
+
+
 def init_app(app: Flask) -> None:
     settings = app.extensions["idp.settings"]
     app.session_interface = KvSessionInterface(settings.production, settings.session_idle_timeout)
+    app.before_request(_refuse_without_store)
 
 
 # ---------------------------------------------------------------------------

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from typing import Any
 
+from idp.core.inputs import loads_json
 from idp.core.storage import Account
 
 SCOPE_CLAIMS = {
@@ -91,9 +91,9 @@ def parse_claims_request(raw: str | None) -> dict | None:
     if not raw:
         return None
     try:
-        value = json.loads(raw)
+        value = loads_json(raw)
     except ValueError as exc:
-        raise ValueError("claims is not valid JSON") from exc
+        raise ValueError(f"claims is not usable JSON ({exc})") from None
     if not isinstance(value, dict):
         raise ValueError("claims must be a JSON object")
     out = {}

@@ -27,7 +27,13 @@ from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import InvalidClientError, InvalidGrantError, InvalidRequestError, grants
+from authlib.oauth2.rfc6749 import (
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    UnsupportedResponseTypeError,
+    grants,
+)
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -37,6 +43,7 @@ from flask import request as flask_request
 from joserfc.errors import JoseError
 from sqlalchemy import delete, update
 
+from idp.core.errors import describe
 from idp.core.storage import Account, AuthorizationCode, Grant, RefreshToken, SsoSession, db, digest
 from idp.oidc import claims as claims_mod
 from idp.oidc.token_store import ClaimedCode, claim_code, read_grant, store_refresh_token
@@ -626,11 +633,26 @@ class Server(AuthorizationServer):
     def get_error_uri(self, request, error):
         return None
 
+    def get_authorization_grant(self, request):
+        # Authlib builds its error for an unknown response_type with the raw value as the
+        # description, and refuses to when the value holds a quote or a non-ASCII character
+        # (a 500): answer such values here, echoing at most a bounded, cleaned part.
+        response_type = request.payload.response_type or ""
+        if describe(response_type, limit=len(response_type)) != response_type or len(response_type) > 64:
+            client = self.query_client(request.payload.client_id)
+            uri = request.payload.redirect_uri
+            raise UnsupportedResponseTypeError(
+                describe(response_type),
+                "the response_type is not supported by the server",
+                redirect_uri=uri if client is not None and uri and client.check_redirect_uri(uri) else None,
+            )
+        return super().get_authorization_grant(request)
+
     def create_token_response(self, request=None):
         duplicated = _duplicated_parameter()
         if duplicated:
             return self.handle_error_response(
-                None, InvalidRequestError(f"parameter {duplicated} given more than once")
+                None, InvalidRequestError(f"parameter {describe(duplicated)} given more than once")
             )
         return super().create_token_response(request)
 
@@ -638,7 +660,7 @@ class Server(AuthorizationServer):
         duplicated = _duplicated_parameter() if name in ("revocation", "introspection") else None
         if duplicated:
             return self.handle_error_response(
-                None, InvalidRequestError(f"parameter {duplicated} given more than once")
+                None, InvalidRequestError(f"parameter {describe(duplicated)} given more than once")
             )
         return super().create_endpoint_response(name, request)
 

@@ -44,6 +44,7 @@ from connectors.base import ConfigTable
 from idp.accounts.users import normalize_username
 from idp.core import audit
 from idp.core.i18n import localized
+from idp.core.inputs import request_json_object
 from idp.core.settings import read_messages
 from idp.core.storage import Account, db
 from idp.selfservice import challenge
@@ -638,7 +639,7 @@ def welcome():
 @bp.route("/password-policy", methods=["POST"])
 def password_policy():
     """The live policy check behind ``static/js/password_policy.js`` (CSRF header required)."""
-    body = request.get_json(silent=True) or {}
+    body = request_json_object() or {}
     password = body.get("password") if isinstance(body.get("password"), str) else ""
     username = body.get("username") if isinstance(body.get("username"), str) else ""
     email = body.get("email") if isinstance(body.get("email"), str) else ""
