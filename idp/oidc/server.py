@@ -193,8 +193,8 @@ class Tokens:
             return
         now = _now()
         expires = now + self.settings.refresh_token_ttl
+        # Committed by Server.create_token_response with the rest of the token request.
         store_refresh_token(db.session.connection(), user.grant.id, token["refresh_token"], now, expires)
-        db.session.commit()
 
     def id_token(self, client, user: TokenUser, scope: str, access_token: str | None) -> str:
         now = _now()
@@ -404,18 +404,23 @@ class RefreshGrant(grants.RefreshTokenGrant):
 
         The token is claimed atomically only once the request is otherwise valid,
         so a request refused for its scope does not use it up; of two concurrent
-        uses exactly one claims it and the other revokes the family.
+        uses exactly one claims it and the other revokes the family. The claim
+        commits with the new token, once the whole answer is built: a failure in
+        between leaves the old token usable and the family alive.
         """
         super().validate_token_request()
         view: _RefreshView = self.request.refresh_token
         if self.request.client.is_public:
+            # Not committed here: the claim, the new token's INSERT and the answer succeed
+            # together or not at all (Server.create_token_response commits). The row lock
+            # makes a concurrent use wait for that commit, then find used_at set.
             claimed = db.session.execute(
                 update(RefreshToken)
                 .where(RefreshToken.token_hash == view.row.token_hash, RefreshToken.used_at.is_(None))
                 .values(used_at=_now())
             ).rowcount
-            db.session.commit()
             if claimed != 1:
+                db.session.rollback()
                 self._reused(view.grant)
 
     @staticmethod
@@ -654,7 +659,14 @@ class Server(AuthorizationServer):
             return self.handle_error_response(
                 None, InvalidRequestError(f"parameter {describe(duplicated)} given more than once")
             )
-        return super().create_token_response(request)
+        response = super().create_token_response(request)
+        # One transaction per token request: a refresh token's rotation (claim + new token)
+        # is kept only when the answer carrying the new token was built.
+        if response.status_code == 200:
+            db.session.commit()
+        else:
+            db.session.rollback()
+        return response
 
     def create_endpoint_response(self, name, request=None):
         duplicated = _duplicated_parameter() if name in ("revocation", "introspection") else None
