@@ -42,6 +42,7 @@ from flask_babel import gettext as _
 
 from connectors.base import level_rank
 from idp.core import audit
+from idp.core.errors import describe
 from idp.core.security import allow_form_action
 from idp.core.sessions import add_client, current_sso
 from idp.core.storage import Consent, db
@@ -220,7 +221,8 @@ def process(params: dict[str, str], tx: dict | None):
         audit.record("authorize", "failure", client_id=client.client_id, error=error)
         return respond(
             redirect_uri,
-            [("error", error), ("error_description", description), ("state", state)],
+            # Descriptions may quote the request: RFC 6749 characters only, bounded length.
+            [("error", error), ("error_description", describe(description, limit=200)), ("state", state)],
             response_mode,
         )
 
