@@ -509,8 +509,7 @@ def finish_login(
 def authenticate_password(username: str, password: str) -> Account | None:
     """The account if the password is right; the same work is done when it is not."""
     passwords = current_app.extensions["idp.passwords"]
-    norm = (username or "").strip().casefold()
-    account = db.session.scalar(select(Account).where(Account.username_norm == norm))
+    account = db.session.scalar(select(Account).where(Account.username_norm == normalize_username(username)))
     stored = account.password_hash if account is not None and account.status == "active" else None
     if not passwords.verify(stored, password):
         return None

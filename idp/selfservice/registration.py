@@ -41,7 +41,7 @@ from wtforms import BooleanField, DateField, EmailField, PasswordField, StringFi
 from wtforms.validators import DataRequired, Length
 
 from connectors.base import ConfigTable
-from idp.accounts.users import normalize_username
+from idp.accounts.users import USERNAME_MESSAGES, check_new_username, normalize_username, set_username
 from idp.core import audit
 from idp.core.i18n import localized
 from idp.core.inputs import request_json_object
@@ -175,22 +175,19 @@ def token_hash(token: str) -> str:
 
 
 def username_problem(username: str, owner: str | None = None) -> str | None:
-    """Why this username cannot be chosen (format, taken by an account or a live pending registration)."""
-    username = (username or "").strip()
-    if not (3 <= len(username) <= 64) or any(c.isspace() for c in username):
-        return _("A username has 3 to 64 characters and no spaces.")
-    norm = normalize_username(username)
-    if db.session.scalar(select(Account.id).where(Account.username_norm == norm)) is not None:
-        return _("This username is already taken. Please choose another one.")
+    """Why this username cannot be chosen (the accounts' rule, or a live pending registration's name)."""
+    problem = check_new_username(username)
+    if problem is not None:
+        return str(USERNAME_MESSAGES[problem])
     other = db.session.scalar(
         select(PendingRegistration.id).where(
-            PendingRegistration.username_norm == norm,
+            PendingRegistration.username_norm == normalize_username(username),
             PendingRegistration.expires_at > challenge.now(),
             PendingRegistration.owner != (owner or ""),
         )
     )
     if other is not None:
-        return _("This username is already taken. Please choose another one.")
+        return str(USERNAME_MESSAGES["taken"])
     return None
 
 
@@ -603,8 +600,6 @@ def _activate(pending: PendingRegistration):
         return render_template("registration/already.html"), 409
     account = Account(
         sub=secrets.token_hex(16),
-        username=data["username"],
-        username_norm=normalize_username(data["username"]),
         password_hash=data["password_hash"],
         email=data["email"],
         email_verified=True,  # the link proved it
@@ -618,8 +613,11 @@ def _activate(pending: PendingRegistration):
         terms_version=data["terms_version"],
         status="active",
     )
-    db.session.add(account)
+    set_username(account, data["username"])
     try:
+        if check_new_username(data["username"]) is not None:  # taken or a look-alike meanwhile
+            raise IntegrityError("username", None, Exception("taken meanwhile"))
+        db.session.add(account)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
