@@ -34,6 +34,7 @@ def create_app(
     from idp.oidc.clients import ClientRegistry
     from idp.selfservice import account, activation, recovery, registration
     from idp.services import backends as services
+    from idp.services import queue
 
     path = config_path or os.environ.get("IDP_CONFIG") or None
     settings = load_settings(path, overrides=overrides, instance_dir=instance_dir)
@@ -99,6 +100,7 @@ def create_app(
         registration,
         recovery,
         activation,
+        queue,
     ):
         module.init_app(app)
     security.exempt_protocol_endpoints(app)

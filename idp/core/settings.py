@@ -537,6 +537,7 @@ def _check_eid_origin(root: ConfigTable, issuer: str | None, connectors: dict) -
 SECTIONS = {
     "otp": "idp.login.otp:OtpSettings",
     "registration": "idp.selfservice.registration:RegistrationSettings",
+    "outbound": "idp.services.queue:QueueSettings",
 }
 
 

@@ -32,8 +32,7 @@ from idp.core.phones import PhoneError, mask_phone
 from idp.core.storage import Account, db
 from idp.login import otp
 from idp.login import password as login
-from idp.services import notify
-from idp.services.sms import SmsDeliveryError
+from idp.services import notify, queue
 
 log = logging.getLogger(__name__)
 bp = Blueprint("actions", __name__, url_prefix="/login")
@@ -271,10 +270,7 @@ def set_phone(account: Account, number: str, *, actor: str) -> None:
             service=current_app.extensions["idp.settings"].service_name,
             number=mask_phone(number),
         )
-        try:
-            current_app.extensions["idp.sms"].send(old, text)
-        except SmsDeliveryError:
-            log.warning("phone change notice to the old number not delivered")
+        queue.enqueue("sms", old, {"text": text})
         notify_email(account, "account_phone_changed", number=mask_phone(number))
 
 

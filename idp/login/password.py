@@ -343,6 +343,10 @@ def send_error_message(code: str | None, retry_after: int | None = None) -> str 
             "your eID card or your authenticator app."
         ),
         "resend_too_soon": _("Please wait a little before asking for a new code."),
+        "delivery_failed": _(
+            "Your code could not be sent. Ask for a new code, or log in with itsme, your eID card "
+            "or your authenticator app."
+        ),
     }
     return messages.get(code) if code else None
 
@@ -374,8 +378,12 @@ def code(tx_id: str):
     elif request.method == "POST":
         error, status = _("Please type the code from the SMS."), 400
     wait = otp.resend_wait("login", pending["binding"])
+    delivery = otp.delivery("login", pending["binding"])
+    if delivery == "failed" and error is None:
+        error = send_error_message("delivery_failed")
     return render_template(
         "login/code.html",
+        delivery=delivery,
         form=form,
         tx_id=tx_id,
         error=error,

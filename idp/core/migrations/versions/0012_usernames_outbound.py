@@ -1,4 +1,4 @@
-"""usernames: PRECIS comparison form and look-alike skeleton
+"""usernames: PRECIS comparison form and look-alike skeleton; the outbound message queue
 
 Revision ID: 0012_usernames_outbound
 Revises: 0005_no_access_token_rows
@@ -45,7 +45,33 @@ def upgrade() -> None:
         conn.execute(sa.update(accounts).where(accounts.c.id == row.id).values(**values))
 
 
+    op.create_table(
+        "outbound_messages",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("key", sa.String(length=64), nullable=False),
+        sa.Column("channel", sa.String(length=8), nullable=False),
+        sa.Column("recipient", sa.String(length=320), nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("release", sa.JSON(), nullable=False),
+        sa.Column("status", sa.String(length=8), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.BigInteger(), nullable=False),
+        sa.Column("locked_until", sa.BigInteger(), nullable=False),
+        sa.Column("expires_at", sa.BigInteger(), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("finished_at", sa.BigInteger(), nullable=True),
+        sa.Column("last_error", sa.String(length=200), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("key"),
+    )
+    op.create_index("ix_outbound_messages_status", "outbound_messages", ["status"])
+    op.create_index("ix_outbound_messages_next_attempt_at", "outbound_messages", ["next_attempt_at"])
+
+
 def downgrade() -> None:
+    op.drop_index("ix_outbound_messages_next_attempt_at", table_name="outbound_messages")
+    op.drop_index("ix_outbound_messages_status", table_name="outbound_messages")
+    op.drop_table("outbound_messages")
     with op.batch_alter_table("accounts") as batch:
         batch.drop_index("ix_accounts_username_skeleton")
         batch.drop_column("username_skeleton")
