@@ -1,4 +1,5 @@
-"""The ``idp`` command: serve, check the configuration, migrate, rotate keys, manage users.
+"""The ``idp`` command: serve, send queued messages (``worker``), check the configuration,
+migrate, rotate keys, manage users.
 
 Every command is non-interactive so operators can script it; the
 configuration comes from ``--config`` or ``IDP_CONFIG``.
