@@ -142,7 +142,7 @@ def init_app(app: Flask) -> None:
         if own is not None:
             return own
         if wants_json():
-            headers = {"WWW-Authenticate": 'Basic realm="idp"'} if exc.code == 401 else {}
+            headers = {"WWW-Authenticate": exc.challenge or 'Basic realm="idp"'} if exc.code == 401 else {}
             if request.path == "/token":
                 headers["Pragma"] = "no-cache"  # RFC 6749 section 5.1
             return jsonify(error=exc.error, error_description=exc.description), exc.code, headers

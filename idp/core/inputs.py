@@ -46,10 +46,17 @@ _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*\Z")
 class BadInput(BadRequest):
     """A request refused before any view ran; ``error`` is its OAuth error code."""
 
-    def __init__(self, description: str, error: str = "invalid_request", status: int = 400) -> None:
+    def __init__(
+        self,
+        description: str,
+        error: str = "invalid_request",
+        status: int = 400,
+        challenge: str | None = None,
+    ) -> None:
         super().__init__(description)
         self.error = error
         self.code = status
+        self.challenge = challenge  # the WWW-Authenticate value of a 401
 
 
 def has_control(text: str) -> bool:
@@ -84,9 +91,16 @@ def _check_pairs(pairs: list[tuple[str, str]], where: str) -> None:
 def _check_authorization(header: str | None) -> None:
     if header is None:
         return
-    if not _PRINTABLE_ASCII.match(header):
-        raise BadInput("the Authorization header is not printable ASCII", "invalid_client", 401)
     scheme, _, credentials = header.partition(" ")
+    if not _PRINTABLE_ASCII.match(header):
+        if scheme.lower() == "bearer":  # RFC 6750 section 3.1
+            raise BadInput(
+                "the access token is not printable ASCII",
+                "invalid_token",
+                401,
+                'Bearer error="invalid_token"',
+            )
+        raise BadInput("the Authorization header is not printable ASCII", "invalid_client", 401)
     if scheme.lower() != "basic":
         return
     try:
