@@ -220,3 +220,26 @@ def test_the_worker_setting_is_checked(make_app, value):
 
     with pytest.raises(ConfigErrors):
         make_app({"outbound": {"worker": value}})
+
+
+def test_the_new_number_page_says_when_its_code_could_not_be_sent(app, make_user):
+    from idp.services.sms import SmsDeliveryError
+    from tests.conftest import csrf_from
+    from tests.support.sms_login import login_at_provider
+
+    make_user()
+    client = app.test_client()
+    login_at_provider(client, app)
+
+    class Refusing:
+        def send(self, to, text, key=None):
+            raise SmsDeliveryError("refused", "HTTP 400")
+
+    app.extensions["idp.sms"] = Refusing()
+    token = csrf_from(client.get("/account/phone").get_data(as_text=True))
+    resp = client.post("/account/phone", data={"csrf_token": token, "phone": "0470 55 66 77"})
+    assert resp.status_code == 303 and resp.location.endswith("/account/phone/code")
+    assert "could not be sent" not in client.get("/account/phone/code").get_data(as_text=True)
+    deliver(app)
+    page = client.get("/account/phone/code").get_data(as_text=True)
+    assert "Your code could not be sent" in page

@@ -294,6 +294,8 @@ def phone_code_step(
         return True, None, 200
     if request.method == "POST":
         return False, _("Please type the code from the SMS."), 400
+    if otp.delivery("verify_phone", phone_binding(base, number)) == "failed":
+        return False, login.send_error_message("delivery_failed"), 200
     return False, None, 200
 
 
