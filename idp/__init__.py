@@ -16,13 +16,13 @@ from flask import Flask
 
 from idp import config, demo
 from idp.accounts import customers, passwords
-from idp.core import audit, errors, health, i18n, kv, logs, metrics, security, sessions, storage
+from idp.core import audit, errors, health, i18n, inputs, kv, logs, metrics, security, sessions, storage
 from idp.core.hashing import session_key
 from idp.core.settings import Settings
 from idp.login import actions, eid, itsme, password, second_factor
 from idp.oidc import authorize, clients, discovery, keys, logout, par, server, token, userinfo
 from idp.selfservice import account, activation, contract_login, my_data, recovery, registration
-from idp.services import backends
+from idp.services import backends, queue
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ PARTS = (
     storage,
     health,
     metrics,
+    inputs,
     kv,
     clients,
     keys,
@@ -63,6 +64,7 @@ PARTS = (
     recovery,
     activation,
     contract_login,
+    queue,
 )
 
 

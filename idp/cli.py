@@ -1,4 +1,5 @@
-"""The ``idp`` command: serve, check the configuration, migrate, rotate keys, manage users.
+"""The ``idp`` command: serve, send queued messages (``worker``), check the configuration,
+migrate, rotate keys, manage users.
 
 Every command is non-interactive so operators can script it; the
 configuration comes from ``--config`` or ``IDP_CONFIG``.
@@ -72,9 +73,32 @@ def serve(host: str, port: int):
     if app.extensions["idp.settings"].production:
         click.echo("warning: the built-in server is for development; run gunicorn idp.wsgi:app", err=True)
 
+    from idp.services import queue
+
+    queue.start_thread(app)  # development: SMS and e-mails go out from this process
     # Not app.run(): Flask ignores it inside its own CLI commands.
     click.echo(f"serving {app.extensions['idp.settings'].issuer} on http://{host}:{port}/ (Ctrl+C to stop)")
     run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+@main.command("worker")
+@click.option("--once", is_flag=True, help="Send what is due now, then exit.")
+def worker(once: bool):
+    """Send queued SMS and e-mails (run one or more next to gunicorn; see the operator guide)."""
+    import signal
+    import threading
+
+    from idp.services import queue
+
+    app = current_app._get_current_object()
+    if once:
+        click.echo(f"{queue.work(app)} message(s) tried")
+        return
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    click.echo("outbound worker running (SIGTERM or Ctrl+C to stop)")
+    queue.run(app, stop)
 
 
 @main.group("config", cls=click.Group)

@@ -23,6 +23,7 @@ from idp.login.otp import OtpSettings
 from idp.oidc.claims import ClaimsSettings
 from idp.selfservice.rules import RegistrationSettings
 from idp.services.mail import MailSettings
+from idp.services.queue import QueueSettings
 from idp.services.sms import SmsSettings
 
 
@@ -45,6 +46,7 @@ SECTIONS: dict[str, Section] = {
     "claims": Section(ClaimsSettings.from_table),
     "logging": Section(LoggingSettings.from_table),
     "metrics": Section(MetricsSettings.from_table),
+    "outbound": Section(QueueSettings.from_table),
 }
 
 

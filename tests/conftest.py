@@ -57,6 +57,8 @@ def base_config(issuer: str, database_url: str, instance: Path) -> dict:
             "sender": "no-reply@example.org",
         },
         "passwords": {"argon2": {"time_cost": 2, "memory_cost": 19456, "parallelism": 1}},
+        # Tests act as the outbound worker: the helpers that read the outbox run one pass first.
+        "outbound": {"worker": "external"},
         "clients": [
             {
                 "client_id": "portal",
@@ -208,6 +210,8 @@ def make_app(database_url, tmp_path):
 
     yield factory
     for app in apps:
+        if "idp.outbound_thread" in app.extensions:
+            app.extensions["idp.outbound_thread"].close()
         with app.app_context():
             from idp.core.storage import db
 

@@ -18,6 +18,7 @@ from tests.support.account_flows import (
     MOBILE,
     MOBILE_2,
     all_sms,
+    csrf,
     customer_line,
     last_code,
     load_customers,
@@ -228,3 +229,20 @@ def test_switched_off_letter_path_shows_the_operator_message(make_app):
     app = make_app({"registration": {"letter": {"enabled": False, "disabled_message": {"fr": message}}}})
     resp = app.test_client().get("/activate", headers={"Accept-Language": "fr"})
     assert resp.status_code == 403 and message in resp.get_data(as_text=True)
+
+
+def test_parallel_submissions_of_the_right_code_get_no_more_than_the_allowed_tries(app, letters, clock):
+    """Every try counts, the right one too: 50 parallel submissions, at most max_attempts pass."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    clients = [app.test_client() for _ in range(50)]
+    tokens = [csrf(c.get("/activate").get_data(as_text=True)) for c in clients]
+
+    def post(i):
+        data = {"csrf_token": tokens[i], "contract_number": "CT-1001", "activation_code": letters["CT-1001"]}
+        return clients[i].post("/activate", data=data).status_code
+
+    with ThreadPoolExecutor(10) as pool:
+        statuses = list(pool.map(post, range(50)))
+    assert statuses.count(303) <= 3
+    assert statuses.count(303) + statuses.count(400) == 50

@@ -279,6 +279,7 @@ def test_second_itsme_login_of_the_same_person_uses_the_same_account(app, client
 def test_new_person_registers_through_itsme_confirms_the_email_then_reaches_the_rp(app, client, tmp_path):
     """itsme vouches for the phone number but never for the e-mail address: that one is confirmed by link."""
     from idp.services.outbox import Outbox
+    from tests.support.sms_login import deliver
 
     settings = app.extensions["idp.settings"]
     params, verifier, tx_path, resp = itsme_login(client, acr_values=settings.acr_for("high"))
@@ -296,6 +297,7 @@ def test_new_person_registers_through_itsme_confirms_the_email_then_reaches_the_
     )
     assert sent.status_code == 303, sent.get_data(as_text=True)
 
+    deliver(app)
     [mail] = [m for m in Outbox(tmp_path / "outbox.jsonl").read() if m["channel"] == "email"]
     link = urlsplit(next(w for w in mail["text"].split() if "/email/confirm/" in w)).path
     confirm_page = client.get(link)

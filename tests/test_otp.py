@@ -12,6 +12,7 @@ import pytest
 from idp.services.sms import SmsDeliveryError
 from tests.support.clock import Clock, app_clock, clock_fixture  # noqa: F401 (the "clock" fixture)
 from tests.support.sms_login import (
+    deliver,
     last_code,
     sms_to,
 )
@@ -172,23 +173,56 @@ def test_allowlist_is_configurable(make_app):
 class RefusingGateway:
     def __init__(self, code):
         self.code = code
+        self.tries = 0
 
-    def send(self, to, text):
+    def send(self, to, text, key=None):
+        self.tries += 1
         raise SmsDeliveryError(self.code, "test")
 
 
-@pytest.mark.parametrize(
-    ("gateway_code", "expected"), [("refused", "delivery_refused"), ("unavailable", "delivery_unavailable")]
-)
-def test_delivery_errors_keep_the_previous_code_and_allow_a_retry(app, clock, gateway_code, expected):
+def delivery(app, binding="tx1", purpose="login"):
+    from idp.login import otp
+
+    with app.test_request_context():
+        return otp.delivery(purpose, binding)
+
+
+@pytest.mark.parametrize(("gateway_code", "tries"), [("refused", 1), ("unavailable", 6)])
+def test_delivery_errors_keep_the_previous_code_and_allow_a_retry(app, clock, gateway_code, tries):
+    """The resend is queued; the worker retries only temporary failures, then gives up; the code
+    the person already has stays valid, and the failed send is not counted."""
     send(app)
     code = last_code(app)
     clock.t += 60
     real = app.extensions["idp.sms"]
-    app.extensions["idp.sms"] = RefusingGateway(gateway_code)
-    assert error_of(send, app).code == expected
+    app.extensions["idp.sms"] = refusing = RefusingGateway(gateway_code)
+    send(app)  # answered at once: only queued
+    assert delivery(app) == "pending"
+    while delivery(app) == "pending":
+        deliver(app)
+        clock.t += 10
+    assert delivery(app) == "failed" and refusing.tries == tries
     app.extensions["idp.sms"] = real
     check(app, code)
+
+
+def test_the_previous_code_stays_valid_until_the_resend_is_sent(app, clock):
+    send(app)
+    first = last_code(app)
+    clock.t += 60
+    send(app)  # queued, not sent yet
+    check(app, first)
+
+
+def test_after_the_resend_is_sent_the_previous_code_is_refused(app, clock):
+    send(app)
+    first = last_code(app)
+    clock.t += 60
+    send(app)
+    second = last_code(app)  # the worker ran: the new code went out
+    if first != second:
+        assert error_of(check, app, first).code == "invalid"
+    check(app, second)
 
 
 def test_failures_lock_with_growing_delays_and_success_resets(app, clock):

@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import re
+import threading
 from urllib.parse import urlsplit
 
 import pytest
 
 from tests.conftest import PASSWORD, authorize_params
 from tests.fakes.sms_gateway import FakeSmsGateway
+from tests.support.clock import app_clock
 from tests.support.sms_login import (
-    csrf,
+    deliver,
     post_code,
     post_password,
     ready,
@@ -64,6 +66,7 @@ def code_page(app):
     tx_path = urlsplit(client.get("/authorize", query_string=params).location).path
     resp = post_password(client, tx_path, "alice", PASSWORD)
     assert resp.status_code == 303 and resp.location.endswith("/code")
+    deliver(app)  # the worker's pass: the request itself only queued the SMS
     page = client.get(resp.location)
     return client, urlsplit(resp.location).path, page
 
@@ -88,13 +91,22 @@ def test_slow_gateway_within_the_timeout_still_works(sms_app, gateway):
     assert post_code(client, path, code_from(gateway)).status_code == 303
 
 
-def test_gateway_slower_than_the_timeout_gives_a_clear_message(sms_app, gateway):
-    app = sms_app(timeout=0.2, retries=1)
-    gateway.slow_next(2, 1.0)
-    _client, _path, page = code_page(app)
-    html = page.get_data(as_text=True)
-    assert "The SMS service is not answering right now" in html
-    assert "/itsme" in html  # the unrestricted alternative
+def test_a_hanging_gateway_keeps_the_code_pending_and_delivers_once_it_is_back(sms_app, gateway):
+    app = sms_app(timeout=0.2, retries=0)
+    clock = app_clock(app)
+    gateway.slow_next(1, 1.0)
+    client, path, page = code_page(app)  # the worker's try timed out
+    assert "Your SMS is being sent" in page.get_data(as_text=True)
+    for _ in range(100):  # the fake answers one request at a time: let the slow one finish
+        if gateway.requests:
+            break
+        threading.Event().wait(0.05)
+    clock.t += 60  # past the backoff
+    deliver(app)
+    keys = {r["headers"].get("Idempotency-Key") for r in gateway.requests}
+    assert len(gateway.requests) == 2 and len(keys) == 1 and None not in keys  # one message, one key
+    assert "Your SMS has been sent" in client.get(path).get_data(as_text=True)
+    assert post_code(client, path, code_from(gateway)).status_code == 303
 
 
 def test_server_errors_are_retried(sms_app, gateway):
@@ -118,7 +130,7 @@ def test_refusal_is_not_retried_and_offers_the_alternatives(sms_app, gateway):
     _client, path, page = code_page(app)
     html = page.get_data(as_text=True)
     assert len(gateway.requests) == 1
-    assert "We could not send an SMS to your number" in html
+    assert "Your code could not be sent" in html
     assert "/itsme" in html and "Use my authenticator app" in html
 
 
@@ -129,14 +141,17 @@ def test_refused_code_is_audited_without_the_number(sms_app, gateway):
     from idp.core.storage import AuditEvent, db
 
     with app.app_context():
-        row = db.session.query(AuditEvent).filter_by(event="code_send_failed").one()
+        row = db.session.query(AuditEvent).filter_by(event="message_send_failed").one()
         assert row.detail["reason"] == "gateway_refused" and NUMBER not in str(row.detail)
 
 
-def test_resend_after_an_outage_delivers(sms_app, gateway):
+def test_a_message_queued_during_an_outage_is_delivered_once_the_gateway_is_back(sms_app, gateway):
     app = sms_app(retries=0)
+    clock = app_clock(app)
     gateway.fail_next(1, 502)
     client, path, page = code_page(app)
-    resp = client.post(path + "/resend", data={"csrf_token": csrf(page.get_data(as_text=True))})
-    assert resp.status_code == 303
+    assert gateway.messages == [] and "Your SMS is being sent" in page.get_data(as_text=True)
+    clock.t += 60
+    deliver(app)
+    assert len(gateway.messages) == 1
     assert post_code(client, path, code_from(gateway)).status_code == 303

@@ -9,11 +9,30 @@ hands a single-use value to exactly one caller, ``add`` succeeds once, and
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from typing import Protocol
 
+import redis
 from flask import Flask
+
+
+class StoreUnavailable(Exception):
+    """The shared store cannot be reached; :mod:`idp.core.errors` answers 503."""
+
+
+def _unavailable_on_connection_error(method):
+    """Redis connection and timeout errors become :class:`StoreUnavailable` (one type to catch)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    return wrapper
 
 
 class KeyValueStore(Protocol):
@@ -105,8 +124,6 @@ class RedisStore:
     )
 
     def __init__(self, url: str, prefix: str = "idp:") -> None:
-        import redis
-
         self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._prefix = prefix
         self._incr = self._redis.register_script(self._INCR)
@@ -114,24 +131,31 @@ class RedisStore:
     def _k(self, key: str) -> str:
         return self._prefix + key
 
+    @_unavailable_on_connection_error
     def get(self, key: str) -> bytes | None:
         return self._redis.get(self._k(key))
 
+    @_unavailable_on_connection_error
     def set(self, key: str, value: bytes, ttl: int) -> None:
         self._redis.set(self._k(key), value, ex=ttl)
 
+    @_unavailable_on_connection_error
     def add(self, key: str, value: bytes, ttl: int) -> bool:
         return bool(self._redis.set(self._k(key), value, ex=ttl, nx=True))
 
+    @_unavailable_on_connection_error
     def pop(self, key: str) -> bytes | None:
         return self._redis.getdel(self._k(key))
 
+    @_unavailable_on_connection_error
     def delete(self, key: str) -> None:
         self._redis.delete(self._k(key))
 
+    @_unavailable_on_connection_error
     def incr(self, key: str, ttl: int, amount: int = 1) -> int:
         return int(self._incr(keys=[self._k(key)], args=[amount, ttl]))
 
+    @_unavailable_on_connection_error
     def ttl(self, key: str) -> int:
         return int(self._redis.ttl(self._k(key)))
 

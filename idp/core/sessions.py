@@ -11,6 +11,7 @@ reaches all of them (OpenID Connect Back-Channel Logout 1.0).
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 
@@ -19,9 +20,12 @@ from flask import Flask, current_app, g, request, session
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
+from idp.core.errors import turn_unavailable
+from idp.core.kv import StoreUnavailable
 from idp.core.storage import Account, SessionClient, SsoSession, db
 
 _signals = Namespace()
+log = logging.getLogger(__name__)
 
 COOKIE_DEV = "idp_session"
 COOKIE_PROD = "__Host-idp_session"
@@ -37,6 +41,9 @@ class ServerSession(CallbackDict, SessionMixin):
         self.new = new
         self.modified = False
         self.previous_sid: str | None = None
+        # The shared store could not be read: this session is never saved, and the
+        # request is answered 503 (the error page itself still renders from it).
+        self.unavailable = False
 
     @property
     def sid(self) -> str:
@@ -66,7 +73,12 @@ class KvSessionInterface(SessionInterface):
             return None  # Flask's null session: nothing read from or written to the store
         sid = req.cookies.get(self.cookie)
         if sid and len(sid) < 100:
-            raw = app.extensions["idp.kv"].get(self._key(sid))
+            try:
+                raw = app.extensions["idp.kv"].get(self._key(sid))
+            except StoreUnavailable:
+                broken = ServerSession(new=True)
+                broken.unavailable = True
+                return broken
             if raw is not None:
                 try:
                     return ServerSession(json.loads(raw), sid=sid)
@@ -75,9 +87,16 @@ class KvSessionInterface(SessionInterface):
         return ServerSession(new=True)
 
     def save_session(self, app: Flask, sess: ServerSession, response) -> None:
-        if self.is_null_session(sess):
+        if self.is_null_session(sess) or sess.unavailable:
             return
         kv = app.extensions["idp.kv"]
+        try:
+            self._save(kv, sess, response)
+        except StoreUnavailable as exc:
+            log.error("browser session not saved, answering 503: %s", exc)
+            turn_unavailable(response)
+
+    def _save(self, kv, sess: ServerSession, response) -> None:
         if sess.previous_sid:
             kv.delete(self._key(sess.previous_sid))
         if not sess:
@@ -123,9 +142,15 @@ def sessionless(app: Flask, *paths: str) -> None:
     app.extensions.setdefault("idp.sessionless", set()).update(paths)
 
 
+def _refuse_without_store() -> None:
+    if getattr(session, "unavailable", False):
+        raise StoreUnavailable("the browser session could not be read")
+
+
 def init_app(app: Flask) -> None:
     settings = app.extensions["idp.settings"]
     app.session_interface = KvSessionInterface(settings.production, settings.session_idle_timeout)
+    app.before_request(_refuse_without_store)
 
 
 # ---------------------------------------------------------------------------

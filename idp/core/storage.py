@@ -63,6 +63,8 @@ class Account(db.Model):
     sub: Mapped[str] = mapped_column(String(64), unique=True)
     username: Mapped[str | None] = mapped_column(String(128))
     username_norm: Mapped[str | None] = mapped_column(String(128), unique=True)
+    # The TR 39-style skeleton of the username (idp.accounts.usernames): look-alikes share it.
+    username_skeleton: Mapped[str | None] = mapped_column(String(255), index=True)
     email: Mapped[str | None] = mapped_column(String(320))
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     phone: Mapped[str | None] = mapped_column(String(32))

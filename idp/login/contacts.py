@@ -25,8 +25,7 @@ from idp.core.phones import PhoneError, mask_phone
 from idp.core.storage import Account, db
 from idp.login import otp
 from idp.login.otp import code_error, send_error_message
-from idp.services import notify
-from idp.services.sms import SmsDeliveryError
+from idp.services import notify, queue
 
 log = logging.getLogger(__name__)
 
@@ -212,10 +211,7 @@ def set_phone(account: Account, number: str, *, actor: str) -> None:
             service=current_app.extensions["idp.settings"].service_name,
             number=mask_phone(number),
         )
-        try:
-            current_app.extensions["idp.sms"].send(old, text)
-        except SmsDeliveryError:
-            log.warning("phone change notice to the old number not delivered")
+        queue.enqueue("sms", old, {"text": text})
         notify_email(account, "account_phone_changed", number=mask_phone(number))
 
 
@@ -239,6 +235,8 @@ def phone_code_step(
         return True, None, 200
     if request.method == "POST":
         return False, _("Please type the code from the SMS."), 400
+    if otp.delivery("verify_phone", phone_binding(base, number)) == "failed":
+        return False, send_error_message("delivery_failed"), 200
     return False, None, 200
 
 

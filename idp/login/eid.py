@@ -27,13 +27,10 @@ from flask import (
     jsonify,
     redirect,
     render_template,
-    request,
     session,
     url_for,
 )
 from flask_babel import gettext as _
-from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
 
 from connectors.base import ConnectorError
 from connectors.eid import (
@@ -45,9 +42,9 @@ from connectors.eid import (
 )
 from idp.accounts.federation import FederationError, resolve_identity
 from idp.core import audit, metrics
-from idp.core.errors import error_page
+from idp.core.errors import register_json_endpoints
 from idp.core.hashing import digest
-from idp.core.storage import db
+from idp.core.inputs import request_json_object
 from idp.login.chooser import method_choices
 from idp.login.completion import complete_login
 from idp.login.transaction import expired_page, load_tx
@@ -301,7 +298,7 @@ def challenge(tx_id: str):
 @bp.route("/<tx_id>/eid/verify", methods=["POST"])
 def verify(tx_id: str):
     tx = None
-    token = request.get_json(silent=True)
+    token = request_json_object()
     try:
         tx = _usable_tx(tx_id)
         if not isinstance(token, dict):
@@ -340,29 +337,13 @@ def verify(tx_id: str):
 # -- errors of the JSON endpoints ---------------------------------------------------------
 
 
-@bp.errorhandler(CSRFError)
-def _csrf(exc: CSRFError):
-    if request.endpoint in _JSON_ENDPOINTS:
+def _json_error(kind: str, status: int):
+    """How the bridge's endpoints answer a failure (through :mod:`idp.core.errors`)."""
+    if kind == "csrf":
         return refuse(SESSION_INVALID, 400)
-    return error_page(_("Your session expired"), _("Please go back and try again."), 400)
-
-
-@bp.errorhandler(HTTPException)
-def _http(exc: HTTPException):
-    if request.endpoint in _JSON_ENDPOINTS:
-        code = exc.code or 400
-        return refuse(MALFORMED if code < 500 else SERVER_ERROR, code if 400 <= code < 500 else 400)
-    return error_page(str(exc.code), exc.description or exc.name, exc.code or 500)
-
-
-@bp.errorhandler(Exception)
-def _unexpected(exc: Exception):
-    log.exception("unexpected error on %s %s", request.method, request.path)
-
-    db.session.rollback()
-    if request.endpoint in _JSON_ENDPOINTS:
-        return refuse(SERVER_ERROR, 500)
-    return error_page(_("Something went wrong"), _("Please try again in a moment."), 500)
+    if kind == "bad_request":
+        return refuse(MALFORMED, status if 400 <= status < 500 else 400)
+    return refuse(SERVER_ERROR, status)
 
 
 def init_app(app: Flask) -> None:
@@ -370,6 +351,7 @@ def init_app(app: Flask) -> None:
     if "eid" in app.extensions["idp.settings"].connectors:
         app.extensions["idp.eid"] = build_verifier(app)
     app.register_blueprint(bp)
+    register_json_endpoints(app, _JSON_ENDPOINTS, _json_error)
 
 
 __all__ = [

@@ -4,8 +4,14 @@ A code is 6 digits from :mod:`secrets` (≈ 20 bits), kept only as a keyed
 hash in the shared store (:mod:`idp.kv`), bound to ``(purpose, binding)`` —
 the binding is the login attempt or the registration it belongs to — valid
 ``code_ttl`` seconds and usable once. Sending a new code for a binding
-replaces (invalidates) the previous one; a resend is allowed after
-``resend_after`` seconds, at most ``max_resends`` times.
+replaces (invalidates) the previous one once the new SMS has gone out: until
+then the code the person already received stays valid. A resend is allowed
+after ``resend_after`` seconds, at most ``max_resends`` times.
+
+The SMS itself goes through the outbound queue (:mod:`idp.services.queue`):
+the request only records it. If it can never be sent (gateway refusal, an
+outage longer than the retries), the worker gives back the resend and every
+cap it counted, and :func:`delivery` tells the page.
 
 Guessing is limited by a failure counter per account (per binding when there
 is no account yet) in the database (:mod:`idp.lockout`): resends, new
@@ -36,7 +42,7 @@ from idp.core.hashing import keyed_digest
 from idp.core.phones import PhoneError, mask_phone, normalize_phone
 from idp.login import lockout
 from idp.login.lockout import locked_message
-from idp.services.sms import SmsDeliveryError
+from idp.services import queue
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +197,10 @@ def _code_key(purpose: str, binding: str) -> str:
     return f"otp:code:{purpose}:{binding}"
 
 
+def _previous_key(purpose: str, binding: str) -> str:
+    return _code_key(purpose, binding) + ":previous"
+
+
 def _sends_key(purpose: str, binding: str) -> str:
     return f"otp:sends:{purpose}:{binding}"
 
@@ -264,45 +274,57 @@ def send_code(*, purpose: str, binding: str, phone: str, account_id: int | None,
 
     previous = kv.get(_code_key(purpose, binding))
     if previous is not None:
-        sent_at = json.loads(previous).get("sent", 0)
-        wait = sent_at + s.resend_after - t
-        if wait > 0:
+        earlier = json.loads(previous)
+        wait = earlier.get("sent", 0) + s.resend_after - t
+        # A send that failed for good does not make the person wait for the next try.
+        if wait > 0 and queue.status(earlier.get("msg")) != queue.FAILED:
             raise OtpError("resend_too_soon", wait)
     sends = kv.incr(_sends_key(purpose, binding), DAY)
     if sends > 1 + s.max_resends:
         raise refuse("too_many_resends", "too_many_resends", to=number)
 
-    cap = _over_cap(kv, s.caps, t, account_id, number, purpose)
+    cap, counted = _over_cap(kv, s.caps, t, account_id, number, purpose)
     if cap:
         kv.incr(_sends_key(purpose, binding), DAY, -1)
         log.warning("sms cap reached: %s", cap)
         raise refuse("cap_reached", cap, to=number)
 
     code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+    keep = s.code_ttl + s.resend_after + 60
+    # The worker sends it; if it never can, the send and the caps it counted are given back.
+    message = queue.enqueue(
+        "sms",
+        number,
+        {"text": sms_text(purpose, code, lang)},
+        ttl=s.code_ttl,
+        release=[(_sends_key(purpose, binding), DAY), *counted],
+    )
     record = {
         "h": _hash(purpose, binding, code),
         "exp": t + s.code_ttl,
         "sent": t,
         "acct": account_id,
         "n": sends,
+        "msg": message,
     }
-    kv.set(_code_key(purpose, binding), json.dumps(record).encode(), s.code_ttl + s.resend_after + 60)
-    try:
-        current_app.extensions["idp.sms"].send(number, sms_text(purpose, code, lang))
-    except SmsDeliveryError as exc:
-        # Nothing arrived: the previous code (if any) stays the valid one and a retry may come at once.
-        if previous is not None:
-            kv.set(_code_key(purpose, binding), previous, s.code_ttl + s.resend_after + 60)
-        else:
-            kv.delete(_code_key(purpose, binding))
-        kv.incr(_sends_key(purpose, binding), DAY, -1)
-        kind = "delivery_refused" if exc.code == "refused" else "delivery_unavailable"
-        raise refuse(kind, f"gateway_{exc.code}", to=number) from None
+    if previous is not None:
+        # The code the person already has stays valid until this one has really gone out.
+        kv.set(_previous_key(purpose, binding), previous, keep)
+    kv.set(_code_key(purpose, binding), json.dumps(record).encode(), keep)
     audit.record("code_sent", account_id=account_id, purpose=purpose, to=mask_phone(number), resend=sends > 1)
 
 
-def _over_cap(kv, caps: Caps, t: int, account_id: int | None, number: str, purpose: str) -> str | None:
-    """Count this send against every cap; the name of the first cap it exceeds."""
+def delivery(purpose: str, binding: str) -> str | None:
+    """What became of the latest code's SMS: ``pending``, ``sent``, ``failed`` (None: no code)."""
+    raw = current_app.extensions["idp.kv"].get(_code_key(purpose, binding))
+    return None if raw is None else queue.status(json.loads(raw).get("msg"))
+
+
+def _over_cap(
+    kv, caps: Caps, t: int, account_id: int | None, number: str, purpose: str
+) -> tuple[str | None, list[tuple[str, int]]]:
+    """Count this send against every cap: (the first cap it exceeds, None if none; the counters
+    counted, to give back if the message is never sent)."""
     day, hour = t // DAY, t // HOUR
     family = _family(purpose)
     checks = []
@@ -319,13 +341,13 @@ def _over_cap(kv, caps: Caps, t: int, account_id: int | None, number: str, purpo
     checks.append(("global_per_day", f"otp:cap:all:{day}", DAY, caps.global_per_day))
     counted = []
     for name, key, ttl, limit in checks:
-        counted.append((key, ttl))
+        counted.append((key, ttl + 60))
         if kv.incr(key, ttl + 60) > limit:
             # Refused sends do not use up the other budgets.
             for k, tt in counted:
-                kv.incr(k, tt + 60, -1)
-            return name
-    return None
+                kv.incr(k, tt, -1)
+            return name, []
+    return None, counted
 
 
 def budget_used(app) -> float:
@@ -372,17 +394,14 @@ def check_code(*, purpose: str, binding: str, code: str, account_id: int | None)
         raise OtpError("locked", exc.retry_after) from None
 
     typed = "".join((code or "").split())
-    raw = kv.get(_code_key(purpose, binding))
     ok = False
-    if raw is not None and len(typed) == CODE_DIGITS and typed.isdigit():
-        record = json.loads(raw)
-        ok = (
-            hmac.compare_digest(record["h"], _hash(purpose, binding, typed))
-            and record["exp"] > t
-            and record.get("acct") == account_id
-        )
-        # Single use: of two parallel right answers only the one that takes the record wins.
-        ok = ok and kv.pop(_code_key(purpose, binding)) == raw
+    if len(typed) == CODE_DIGITS and typed.isdigit():
+        ok = _take(kv, _code_key(purpose, binding), purpose, binding, typed, account_id, t)
+        if not ok and _previous_still_valid(kv, purpose, binding):
+            ok = _take(kv, _previous_key(purpose, binding), purpose, binding, typed, account_id, t)
+        if ok:
+            kv.delete(_code_key(purpose, binding))
+            kv.delete(_previous_key(purpose, binding))
     if not ok:
         locked_for = lockout.failed(key, s.policy, t, number)
         audit.record("code_check", "failure", account_id=account_id, purpose=purpose, attempt=number)
@@ -395,10 +414,33 @@ def check_code(*, purpose: str, binding: str, code: str, account_id: int | None)
     audit.record("code_check", account_id=account_id, purpose=purpose)
 
 
+def _take(kv, key: str, purpose: str, binding: str, typed: str, account_id, t: int) -> bool:
+    raw = kv.get(key)
+    if raw is None:
+        return False
+    record = json.loads(raw)
+    ok = (
+        hmac.compare_digest(record["h"], _hash(purpose, binding, typed))
+        and record["exp"] > t
+        and record.get("acct") == account_id
+    )
+    # Single use: of two parallel right answers only the one that takes the record wins.
+    return ok and kv.pop(key) == raw
+
+
+def _previous_still_valid(kv, purpose: str, binding: str) -> bool:
+    """The code sent before a resend counts while the resend's SMS has not gone out."""
+    raw = kv.get(_code_key(purpose, binding))
+    if raw is None:
+        return True
+    return queue.status(json.loads(raw).get("msg")) != queue.SENT
+
+
 def discard(purpose: str, binding: str) -> None:
     """Forget the code of a binding (the login or registration was abandoned)."""
     kv = current_app.extensions["idp.kv"]
     kv.delete(_code_key(purpose, binding))
+    kv.delete(_previous_key(purpose, binding))
 
 
 def is_locked(account_id: int) -> int:
@@ -425,6 +467,10 @@ def send_error_message(code: str | None, retry_after: int | None = None) -> str 
             "your eID card or your authenticator app."
         ),
         "resend_too_soon": _("Please wait a little before asking for a new code."),
+        "delivery_failed": _(
+            "Your code could not be sent. Ask for a new code, or log in with itsme, your eID card "
+            "or your authenticator app."
+        ),
     }
     return messages.get(code) if code else None
 

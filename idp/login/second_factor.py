@@ -130,6 +130,9 @@ def code(tx_id: str):
                 return second_factor_done(account, tx_id, pending, "sms")
     elif request.method == "POST":
         error, status = _("Please type the code from the SMS."), 400
+    delivery = otp.delivery("login", pending["binding"])
+    if delivery == "failed" and error is None:
+        error = otp.send_error_message("delivery_failed")
     wait = otp.resend_wait("login", pending["binding"])
     return render_template(
         "login/code.html",
@@ -142,6 +145,7 @@ def code(tx_id: str):
         has_app=bool(account.totp_secret),
         alternatives=alternatives(tx, tx_id),
         ttl_minutes=minutes(otp.settings().code_ttl),
+        delivery=delivery,
     ), status
 
 

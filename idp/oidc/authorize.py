@@ -44,6 +44,7 @@ from flask_babel import gettext as _
 
 from connectors.base import level_rank
 from idp.core import audit
+from idp.core.errors import describe
 from idp.core.i18n import pick_from_ui_locales
 from idp.core.sessions import add_client, current_sso
 from idp.core.storage import Consent, db
@@ -171,8 +172,8 @@ class Authorization:
     def fail(self, error: str, description: str):
         """End the pipeline with an error at the client's redirect URI (OpenID Connect Core 3.1.2.6)."""
         audit.record("authorize", "failure", client_id=self.client.client_id, error=error)
-        if len(description) > MAX_DESCRIPTION:
-            description = description[: MAX_DESCRIPTION - 1] + "…"
+        # Descriptions may quote the request: RFC 6749 characters only, bounded length.
+        description = describe(description, limit=MAX_DESCRIPTION)
         raise Answer(
             respond(
                 self.redirect_uri,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +21,7 @@ from flask import current_app
 
 from idp.core.disclosure import SCOPE_CLAIMS
 from idp.core.hashing import keyed_digest
+from idp.core.inputs import loads_json
 from idp.core.settings import ClientSettings
 from idp.core.storage import Account
 
@@ -150,9 +150,9 @@ def parse_claims_request(raw: str | None) -> dict | None:
     if not raw:
         return None
     try:
-        value = json.loads(raw)
+        value = loads_json(raw)
     except ValueError as exc:
-        raise ValueError("claims is not valid JSON") from exc
+        raise ValueError(f"claims is not usable JSON ({exc})") from None
     if not isinstance(value, dict):
         raise ValueError("claims must be a JSON object")
     out = {}

@@ -28,7 +28,13 @@ from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import InvalidClientError, InvalidGrantError, InvalidRequestError, grants
+from authlib.oauth2.rfc6749 import (
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    UnsupportedResponseTypeError,
+    grants,
+)
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -40,6 +46,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy import delete, update
 
 from idp.core import health, metrics
+from idp.core.errors import describe
 from idp.core.hashing import digest
 from idp.core.storage import Account, AuthorizationCode, Grant, RefreshToken, SsoSession, db
 from idp.oidc import claims as claims_mod
@@ -199,8 +206,8 @@ class Tokens:
             return
         now = _now()
         expires = now + self.settings.refresh_token_ttl
+        # Committed by Server.create_token_response with the rest of the token request.
         store_refresh_token(db.session.connection(), user.grant.id, token["refresh_token"], now, expires)
-        db.session.commit()
 
     def id_token(self, client, user: TokenUser, scope: str, access_token: str | None) -> str:
         now = _now()
@@ -433,6 +440,8 @@ class RefreshGrant(grants.RefreshTokenGrant):
         so a request refused for its scope does not use it up; of two concurrent
         uses exactly one claims it and the other revokes the family. A public
         client's refresh token is bound to its DPoP key, if it used one (RFC 9449 section 5).
+        The claim commits with the new token, once the whole answer is built: a failure
+        in between leaves the old token usable and the family alive.
         """
         jkt = dpop.token_request_key()
         super().validate_token_request()
@@ -441,13 +450,16 @@ class RefreshGrant(grants.RefreshTokenGrant):
         if bind:
             view.grant.dpop_jkt = bind
         if self.request.client.is_public:
+            # Not committed here: the claim, the new token's INSERT and the answer succeed
+            # together or not at all (Server.create_token_response commits). The row lock
+            # makes a concurrent use wait for that commit, then find used_at set.
             claimed = db.session.execute(
                 update(RefreshToken)
                 .where(RefreshToken.token_hash == view.row.token_hash, RefreshToken.used_at.is_(None))
                 .values(used_at=_now())
             ).rowcount
-            db.session.commit()
             if claimed != 1:
+                db.session.rollback()
                 self._reused(view.grant)
 
     @staticmethod
@@ -684,19 +696,41 @@ class Server(AuthorizationServer):
     def get_error_uri(self, request, error):
         return None
 
+    def get_authorization_grant(self, request):
+        # Authlib builds its error for an unknown response_type with the raw value as the
+        # description, and refuses to when the value holds a quote or a non-ASCII character
+        # (a 500): answer such values here, echoing at most a bounded, cleaned part.
+        response_type = request.payload.response_type or ""
+        if describe(response_type, limit=len(response_type)) != response_type or len(response_type) > 64:
+            client = self.query_client(request.payload.client_id)
+            uri = request.payload.redirect_uri
+            raise UnsupportedResponseTypeError(
+                describe(response_type),
+                "the response_type is not supported by the server",
+                redirect_uri=uri if client is not None and uri and client.check_redirect_uri(uri) else None,
+            )
+        return super().get_authorization_grant(request)
+
     def create_token_response(self, request=None):
         duplicated = _duplicated_parameter()
         if duplicated:
             return self.handle_error_response(
-                None, InvalidRequestError(f"parameter {duplicated} given more than once")
+                None, InvalidRequestError(f"parameter {describe(duplicated)} given more than once")
             )
-        return super().create_token_response(request)
+        response = super().create_token_response(request)
+        # One transaction per token request: a refresh token's rotation (claim + new token)
+        # is kept only when the answer carrying the new token was built.
+        if response.status_code == 200:
+            db.session.commit()
+        else:
+            db.session.rollback()
+        return response
 
     def create_endpoint_response(self, name, request=None):
         duplicated = _duplicated_parameter() if name in ("revocation", "introspection") else None
         if duplicated:
             return self.handle_error_response(
-                None, InvalidRequestError(f"parameter {duplicated} given more than once")
+                None, InvalidRequestError(f"parameter {describe(duplicated)} given more than once")
             )
         return super().create_endpoint_response(name, request)
 

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from wtforms import BooleanField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from idp.accounts.users import find_by_username, normalize_username
+from idp.accounts.users import USERNAME_MESSAGES, check_new_username, set_username
 from idp.core import audit
 from idp.core.phones import mask_phone
 from idp.core.retention import end_idle_sessions
@@ -239,13 +239,8 @@ class UsernameForm(FlaskForm):
 
 
 def username_problem(account: Account, wanted: str) -> str | None:
-    wanted = wanted.strip()
-    if not (3 <= len(wanted) <= 64) or any(c.isspace() for c in wanted):
-        return _("A username has 3 to 64 characters, without spaces.")
-    other = find_by_username(wanted)
-    if other is not None and other.id != account.id:
-        return _("This username is already taken. Please choose another.")
-    return None
+    problem = check_new_username(wanted, account.id)
+    return None if problem is None else str(USERNAME_MESSAGES[problem])
 
 
 @bp.route("/username", methods=["GET", "POST"])
@@ -260,8 +255,7 @@ def username(_row: SsoSession, account: Account):
         error = username_problem(account, wanted)
         if error is None:
             old = account.username
-            account.username = wanted
-            account.username_norm = normalize_username(wanted)
+            set_username(account, wanted)
             try:
                 db.session.commit()
             except IntegrityError:

@@ -8,7 +8,8 @@
   again for a contract replaces its previous code. The output file is what
   the print shop merges into the letters.
 * The customer enters contract number + code at ``/activate`` (attempts per
-  contract number limited to ``max_attempts`` per ``lockout`` seconds, the
+  contract number limited to ``max_attempts`` per ``lockout`` seconds, the right code
+  counting as a try too (parallel submissions never get extra ones), the
   same answer for an unknown contract, a wrong, used or expired code), then
   confirms their mobile by SMS. The code is used up only then, and the
   customer's account is made (or, if they already have one, kept as it is).
@@ -306,7 +307,8 @@ def _check_letter(contract_raw: str, code: str) -> str | None:
     if not ok:
         audit.record("activation", "failure", method="contract", reason="wrong_letter")
         return _("This contract number and activation code do not match, or the code is no longer valid.")
-    kv.delete(_attempt_key("contract", contract))
+    # The right code is a try too (no reset): a reset would let parallel submissions of a
+    # stolen letter's code each find the counter back at zero.
     customer = db.session.get(Customer, row.customer_id)
     account = db.session.scalar(select(Account).where(Account.customer_id == customer.id))
     if account is not None and account.status != "active":

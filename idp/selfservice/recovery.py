@@ -120,7 +120,11 @@ def _request_reset(username: str) -> None:
             "password_reset_requested", "failure", account_id=account.id if account else None, reason=reason
         )
         return
-    db.session.execute(delete(PasswordReset).where(PasswordReset.account_id == account.id))
+    # Earlier links stay valid (the last mail may be slow, or never arrive); using any one
+    # of them ends the others. Only expired ones are cleaned up here.
+    db.session.execute(
+        delete(PasswordReset).where(PasswordReset.account_id == account.id, PasswordReset.expires_at <= now)
+    )
     db.session.add(
         PasswordReset(
             token_hash=digest(token),

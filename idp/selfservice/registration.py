@@ -36,9 +36,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from idp.accounts.customers import match_customer
-from idp.accounts.users import normalize_username
+from idp.accounts.users import check_new_username, normalize_username, set_username
 from idp.core import audit
 from idp.core.i18n import localized
+from idp.core.inputs import request_json_object
 from idp.core.phones import PhoneError
 from idp.core.storage import Account, db
 from idp.login.otp import normalize_number
@@ -415,8 +416,6 @@ def _activate(pending: PendingRegistration):
         return render_template("registration/already.html"), 409
     account = Account(
         sub=secrets.token_hex(16),
-        username=data["username"],
-        username_norm=normalize_username(data["username"]),
         password_hash=data["password_hash"],
         email=data["email"],
         email_verified=True,  # the link proved it
@@ -430,8 +429,11 @@ def _activate(pending: PendingRegistration):
         terms_version=data["terms_version"],
         status="active",
     )
-    db.session.add(account)
+    set_username(account, data["username"])
     try:
+        if check_new_username(data["username"]) is not None:  # taken or a look-alike meanwhile
+            raise IntegrityError("username", None, Exception("taken meanwhile"))
+        db.session.add(account)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -451,7 +453,7 @@ def welcome():
 @bp.route("/password-policy", methods=["POST"])
 def password_policy():
     """The live policy check behind ``static/js/password_policy.js`` (CSRF header required)."""
-    body = request.get_json(silent=True) or {}
+    body = request_json_object() or {}
     password = body.get("password") if isinstance(body.get("password"), str) else ""
     username = body.get("username") if isinstance(body.get("username"), str) else ""
     email = body.get("email") if isinstance(body.get("email"), str) else ""

@@ -10,15 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flask import current_app
-from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import BigInteger, Integer, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from connectors.config import ConfigTable
-from idp.accounts.users import normalize_username
+from idp.accounts.users import USERNAME_MESSAGES, check_new_username, normalize_username
 from idp.core.hashing import digest
-from idp.core.storage import Account, db
+from idp.core.storage import db
 from idp.selfservice import challenge
 
 MODES = ("customer", "open")
@@ -160,20 +159,17 @@ class PendingRegistration(db.Model):
 
 
 def username_problem(username: str, owner: str | None = None) -> str | None:
-    """Why this username cannot be chosen (format, taken by an account or a live pending registration)."""
-    username = (username or "").strip()
-    if not (3 <= len(username) <= 64) or any(c.isspace() for c in username):
-        return _("A username has 3 to 64 characters and no spaces.")
-    norm = normalize_username(username)
-    if db.session.scalar(select(Account.id).where(Account.username_norm == norm)) is not None:
-        return _("This username is already taken. Please choose another one.")
+    """Why this username cannot be chosen (the accounts' rule, or a live pending registration's name)."""
+    problem = check_new_username(username)
+    if problem is not None:
+        return str(USERNAME_MESSAGES[problem])
     other = db.session.scalar(
         select(PendingRegistration.id).where(
-            PendingRegistration.username_norm == norm,
+            PendingRegistration.username_norm == normalize_username(username),
             PendingRegistration.expires_at > challenge.now(),
             PendingRegistration.owner != (owner or ""),
         )
     )
     if other is not None:
-        return _("This username is already taken. Please choose another one.")
+        return str(USERNAME_MESSAGES["taken"])
     return None

@@ -13,7 +13,7 @@ import logging
 from flask import current_app, render_template
 from flask_babel import force_locale
 
-from idp.services.mail import EmailMessage, MailDeliveryError
+from idp.services import queue
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,9 @@ def external_url(path: str) -> str:
 
 
 def send_email(to: str, template: str, lang: str | None = None, **context) -> bool:
-    """Render and send; returns False (and logs) when delivery failed."""
+    """Render in the recipient's language and queue for the worker (:mod:`idp.services.queue`).
+
+    Returns True once queued: delivery happens after the request, with retries."""
     settings = current_app.extensions["idp.settings"]
     lang = lang if lang in settings.languages else settings.default_language
     context.setdefault("service_name", settings.service_name)
@@ -34,11 +36,5 @@ def send_email(to: str, template: str, lang: str | None = None, **context) -> bo
         text = render_template(f"email/{template}.txt", **context)
         html = render_template(f"email/{template}.html", **context)
     subject, _, body = text.partition("\n")
-    try:
-        current_app.extensions["idp.mail"].send(
-            EmailMessage(to=to, subject=subject.strip(), text=body.lstrip(), html=html)
-        )
-    except MailDeliveryError as exc:
-        log.warning("e-mail %s not delivered: %s", template, exc.code)
-        return False
+    queue.enqueue("email", to, {"subject": subject.strip(), "text": body.lstrip(), "html": html})
     return True

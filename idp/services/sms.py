@@ -61,7 +61,7 @@ class SmsDeliveryError(Exception):
 
 
 class SmsGateway(Protocol):
-    def send(self, to: str, text: str) -> None: ...
+    def send(self, to: str, text: str, key: str | None = None) -> None: ...
 
 
 # ---------------------------------------------------------------------------
@@ -183,10 +183,11 @@ class LoggedSmsGateway:
         self.sender = sender
         self._clock = clock
 
-    def send(self, to: str, text: str) -> None:
+    def send(self, to: str, text: str, key: str | None = None) -> None:
+        """Deliver one message; ``key`` (the outbound queue's) lets a gateway drop a repeat."""
         started = self._clock()
         try:
-            self._deliver(to, text)
+            self._deliver(to, text, key)
         except SmsDeliveryError as exc:
             log.warning(
                 "sms to %s via %s: %s (%s) in %.0f ms",
@@ -203,7 +204,7 @@ class LoggedSmsGateway:
             "sms to %s via %s: sent in %.0f ms", mask_phone(to), self.name, (self._clock() - started) * 1000
         )
 
-    def _deliver(self, to: str, text: str) -> None:
+    def _deliver(self, to: str, text: str, key: str | None) -> None:
         raise NotImplementedError
 
 
@@ -216,7 +217,7 @@ class ConsoleSmsGateway(LoggedSmsGateway):
         super().__init__(sender, **kwargs)
         self.stream = stream
 
-    def _deliver(self, to: str, text: str) -> None:
+    def _deliver(self, to: str, text: str, key: str | None) -> None:
         stream = self.stream or sys.stderr
         print(f"[SMS from {self.sender} to {to}] {text}", file=stream, flush=True)
 
@@ -230,8 +231,9 @@ class OutboxSmsGateway(LoggedSmsGateway):
         super().__init__(sender, **kwargs)
         self.outbox = outbox
 
-    def _deliver(self, to: str, text: str) -> None:
-        self.outbox.append({"channel": "sms", "to": to, "sender": self.sender, "text": text})
+    def _deliver(self, to: str, text: str, key: str | None) -> None:
+        record = {"channel": "sms", "to": to, "sender": self.sender, "text": text}
+        self.outbox.append({**record, "key": key} if key else record)
 
 
 class HttpSmsGateway(LoggedSmsGateway):
@@ -253,10 +255,14 @@ class HttpSmsGateway(LoggedSmsGateway):
         self.session = session or metrics.UpstreamSession("sms_gateway")
         self._sleep = sleep
 
-    def _deliver(self, to: str, text: str) -> None:
+    def _deliver(self, to: str, text: str, key: str | None) -> None:
         s = self.settings
         fields = {k: v.format(to=to, text=text, sender=self.sender) for k, v in s.template.items()}
         headers = {s.auth_header: s.auth_value} if s.auth_value else {}
+        if key:
+            # The same key on every try of one message: a gateway that honours it sends once
+            # even when our try timed out after it had accepted the message.
+            headers["Idempotency-Key"] = key
         body = {"json": fields} if s.body == "json" else {"data": fields}
         attempts = s.retries + 1
         for attempt in range(attempts):

@@ -57,6 +57,9 @@ def last_sms_code(app, phone: str | None = None) -> str:
     """The newest one-time code sent through the development outbox."""
     import re
 
+    from tests.support.sms_login import deliver
+
+    deliver(app)
     path = app.extensions["idp.settings"].sms.outbox
     for line in reversed(path.read_text().splitlines()):
         record = json.loads(line)
