@@ -28,11 +28,13 @@ def create_app(
     from idp.core.settings import load_settings
     from idp.login import eid as eid_login
     from idp.login import itsme as itsme_login
+    from idp.login import passkey as passkey_login
     from idp.login import password as login
     from idp.oidc import authorize, discovery, keys, logout, token, userinfo
     from idp.oidc import server as oauth
     from idp.oidc.clients import ClientRegistry
     from idp.selfservice import account, activation, recovery, registration
+    from idp.selfservice import passkeys as account_passkeys
     from idp.services import backends as services
 
     path = config_path or os.environ.get("IDP_CONFIG") or None
@@ -89,10 +91,12 @@ def create_app(
         login,
         eid_login,
         itsme_login,
+        passkey_login,
         token,
         userinfo,
         logout,
         account,
+        account_passkeys,
         demo,
         customers,
         registration,

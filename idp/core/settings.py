@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from connectors.base import LEVELS, ConfigError, ConfigErrors, ConfigTable
 
 DEFAULT_LANGUAGES = ("fr", "nl", "de", "en")
-LOGIN_METHODS = ("password", "itsme", "eid", "contract")
+LOGIN_METHODS = ("password", "itsme", "eid", "contract", "passkey")
 SCOPES = ("openid", "profile", "email", "phone", "address", "offline_access")
 SIGNING_ALGORITHMS = ("RS256", "PS256", "ES256")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
@@ -63,6 +63,8 @@ class ClientSettings:
     first_party: bool
     grant_types: tuple[str, ...]
     disabled_methods_message: dict[str, str] = field(default_factory=dict)
+    passkey_satisfies_sms: bool = True  # a passkey login needs no SMS code after it
+    passkey_high: bool = False  # a passkey login may reach "high" (when [methods.passkey] says so)
 
     @property
     def is_public(self) -> bool:
@@ -115,6 +117,27 @@ class Settings:
     def acr_for(self, level: str) -> str:
         return self.acr_values[level]
 
+    def method_level(self, method: str, client: ClientSettings | None = None) -> str:
+        """The level a login method reaches for a client: a passkey reaches high only where allowed."""
+        level = self.methods[method].level
+        if method == "passkey" and level == "high" and not (client is not None and client.passkey_high):
+            return "substantial"
+        return level
+
+    def session_level(self, level: str, methods: list[str], client: ClientSettings) -> str | None:
+        """The level an SSO session counts for at a client; None when it does not count there.
+
+        A passkey login without a code does not count for a client whose operator keeps the
+        SMS code required after a passkey; it reaches "high" only at clients that allow it.
+        """
+        if "passkey" not in methods or set(methods) & {"itsme", "eid"}:
+            return level
+        if not client.passkey_satisfies_sms and not set(methods) & {"sms", "totp"}:
+            return None
+        if level == "high" and not client.passkey_high:
+            return "substantial"
+        return level
+
     def level_for_acr(self, acr: str) -> str | None:
         for level, value in self.acr_values.items():
             if value == acr:
@@ -162,11 +185,17 @@ def read_messages(t: ConfigTable, name: str) -> dict[str, str]:
 
 def _read_methods(t: ConfigTable, configured: set[str]) -> dict[str, MethodSettings]:
     methods_table = t.table("methods")
-    defaults = {"password": "substantial", "itsme": "high", "eid": "high", "contract": "low"}
+    defaults = {
+        "password": "substantial",
+        "itsme": "high",
+        "eid": "high",
+        "contract": "low",
+        "passkey": "substantial",
+    }
     out = {}
     for name in LOGIN_METHODS:
         m = methods_table.table(name)
-        enabled = m.bool("enabled", name == "password" or name in configured)
+        enabled = m.bool("enabled", name in ("password", "passkey") or name in configured)
         if enabled and name in ("itsme", "eid") and name not in configured:
             m.error("enabled", f"the {name} login needs a [connectors.{name}] table")
         out[name] = MethodSettings(
@@ -257,6 +286,8 @@ def _read_client(
         first_party=t.bool("first_party", False),
         grant_types=tuple(grant_types or ()),
         disabled_methods_message=read_messages(t, "disabled_message"),
+        passkey_satisfies_sms=t.bool("passkey_satisfies_sms", True),
+        passkey_high=t.bool("passkey_high", False),
     )
     t.finish()
     return client if client_id else None
@@ -537,6 +568,7 @@ def _check_eid_origin(root: ConfigTable, issuer: str | None, connectors: dict) -
 SECTIONS = {
     "otp": "idp.login.otp:OtpSettings",
     "registration": "idp.selfservice.registration:RegistrationSettings",
+    "passkeys": "idp.accounts.passkeys:PasskeySettings",
 }
 
 

@@ -36,6 +36,7 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from connectors.base import level_rank
+from idp.accounts import passkeys
 from idp.accounts.users import normalize_username
 from idp.core import audit
 from idp.core.i18n import localized
@@ -53,6 +54,7 @@ METHOD_ENDPOINTS = {
     "itsme": "itsme.start",
     "eid": "eid.start",
     "contract": "contract.start",
+    "passkey": "passkey.start",
 }
 # Links under the password form, shown when the feature's endpoint exists.
 PASSWORD_PAGE_LINKS = (
@@ -86,7 +88,8 @@ def method_choices(tx: dict | None) -> list[dict]:
             if messages:
                 out.append({"name": name, "enabled": False, "message": localized(messages)})
             continue
-        if level_rank(m.level) < level_rank(required):
+        level = settings.method_level(name, client.settings if client else None)
+        if level_rank(level) < level_rank(required):
             continue
         if METHOD_ENDPOINTS.get(name) not in current_app.view_functions:
             continue
@@ -228,6 +231,7 @@ def password(tx_id: str):
         "service_name": settings.service_name,
         "links": links,
         "alternatives": alternatives(tx, tx_id),
+        "passkey": any(c["name"] == "passkey" and c["enabled"] for c in method_choices(tx)),
     }
     error, status = None, 200
     if form.validate_on_submit():
@@ -235,6 +239,8 @@ def password(tx_id: str):
             return throttled_page("login/password.html", **context)
         outcome = check_password(form.username.data, form.password.data, tx)
         if isinstance(outcome, Account):
+            # Set by passkey_login.js when this device can make a passkey: only then is one offered.
+            session["passkey_capable"] = request.form.get("passkey_capable") == "1"
             return start_second_factor(
                 outcome, tx_id=tx_id, method="password", level=settings.methods["password"].level, amr=["pwd"]
             )
@@ -499,11 +505,21 @@ def finish_login(
         "login", account_id=account.id, client_id=tx["client_id"] if tx else None, method=method, level=level
     )
     if tx:
-        return redirect(login_completed(tx_id), 303)
-    after = session.pop("after_login", None)
-    if not (isinstance(after, str) and after.startswith("/") and not after.startswith("//")):
-        after = url_for("account.home")
-    return redirect(after, 303)
+        target = login_completed(tx_id)
+    else:
+        target = session.pop("after_login", None)
+        if not (isinstance(target, str) and target.startswith("/") and not target.startswith("//")):
+            target = url_for("account.home")
+    capable = session.pop("passkey_capable", False)
+    if method == "password" and {"sms", "otp"} & set(amr) and capable and _offer_passkey(account):
+        # "Next time, sign in with your fingerprint or face": once, then on to the same place.
+        session["passkey_offer_next"] = target
+        target = url_for("passkey.offer")
+    return redirect(target, 303)
+
+
+def _offer_passkey(account: Account) -> bool:
+    return "passkey.offer" in current_app.view_functions and passkeys.should_offer(account)
 
 
 def authenticate_password(username: str, password: str) -> Account | None:

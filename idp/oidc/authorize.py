@@ -277,8 +277,10 @@ def process(params: dict[str, str], tx: dict | None):
     # 5. the code
     from idp.oidc.server import AuthContext
 
+    # A passkey session may count for less at this client than it reached (session_level).
+    level = settings.session_level(sso_row.level, sso_row.methods, client.settings) or sso_row.level
     grant.request.user = AuthContext(
-        account=account, session=sso_row, acr=settings.acr_for(sso_row.level), claims_request=claims_request
+        account=account, session=sso_row, acr=settings.acr_for(level), claims_request=claims_request
     )
     code = grant.generate_authorization_code()
     grant.save_authorization_code(code, grant.request)
@@ -335,7 +337,11 @@ def required_level_for(client, params: dict[str, str], claims_request: dict | No
         if level_rank(lowest_acceptable) > level_rank(required):
             required = lowest_acceptable
     best = max(
-        (settings.methods[m].level for m in client.settings.methods if settings.methods[m].enabled),
+        (
+            settings.method_level(m, client.settings)
+            for m in client.settings.methods
+            if settings.methods[m].enabled
+        ),
         key=level_rank,
         default=None,
     )
@@ -359,7 +365,8 @@ def login_reason(sso, client, params, prompts, required_level, tx) -> str | None
         and not logged_in_for_this
     ):
         return "max_age"
-    if level_rank(row.level) < level_rank(required_level):
+    level = current_app.extensions["idp.settings"].session_level(row.level, row.methods, client.settings)
+    if level is None or level_rank(level) < level_rank(required_level):
         return "step_up"
     if not set(row.methods) & set(client.settings.methods):
         return "method_not_allowed"
