@@ -218,7 +218,8 @@ def test_a_login_challenge_is_single_use(app, user):
     other = app.test_client()  # another browser cannot use this session's challenge
     other_path = start_login(other, authorize_params()[0])
     other_headers = _csrf(other, other_path + "/passkey")
-    stolen = other.post(other_path + "/passkey/verify", json={"credential": credential}, headers=other_headers)
+    body = {"credential": credential}
+    stolen = other.post(other_path + "/passkey/verify", json=body, headers=other_headers)
     assert stolen.status_code == 400
     first = client.post(tx_path + "/passkey/verify", json={"credential": credential}, headers=headers)
     assert first.status_code == 200, first.get_json()
