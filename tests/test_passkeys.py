@@ -421,3 +421,42 @@ def _portal(client_id: str = "portal", **extra) -> dict:
         "first_party": True,
         **extra,
     }
+
+
+def test_an_ip_address_issuer_has_no_passkeys_and_enabling_them_is_a_config_error():
+    from connectors.base import ConfigErrors
+    from idp.core.settings import load_settings
+
+    env = {"K": "k" * 48}
+    base = {"provider": {"issuer": "http://127.0.0.1:5000", "secret_key": "env:K"}}
+    assert (
+        load_settings(overrides=base, environ=env, instance_dir="/tmp/idp-17").methods["passkey"].enabled
+        is False
+    )
+    with pytest.raises(ConfigErrors) as raised:
+        load_settings(
+            overrides={**base, "methods": {"passkey": {"enabled": True}}},
+            environ=env,
+            instance_dir="/tmp/idp-17",
+        )
+    assert "host name" in str(raised.value)
+    named = {"provider": {"issuer": "https://login.example.com", "secret_key": "env:K"}}
+    assert load_settings(overrides=named, environ=env, instance_dir="/tmp/idp-17").methods["passkey"].enabled
+
+
+@pytest.mark.parametrize(
+    "table, error",
+    [
+        ({"clone_policy": "ignore"}, "clone_policy"),
+        ({"challenge_ttl": 5}, "challenge_ttl"),
+        ({"max_per_account": 0}, "max_per_account"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+def test_bad_passkey_settings_are_reported(table, error):
+    from connectors.base import ConfigErrors
+    from idp.core.settings import load_settings
+
+    with pytest.raises(ConfigErrors) as raised:
+        load_settings(overrides={"passkeys": table}, environ={}, instance_dir="/tmp/idp-17")
+    assert error in str(raised.value)

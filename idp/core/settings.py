@@ -12,6 +12,7 @@ first start, the development outbox for SMS and e-mail, the demo client.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import tomllib
@@ -195,9 +196,11 @@ def _read_methods(t: ConfigTable, configured: set[str]) -> dict[str, MethodSetti
     out = {}
     for name in LOGIN_METHODS:
         m = methods_table.table(name)
-        enabled = m.bool("enabled", name in ("password", "passkey") or name in configured)
+        enabled = m.bool("enabled", name == "password" or name in configured)
         if enabled and name in ("itsme", "eid") and name not in configured:
             m.error("enabled", f"the {name} login needs a [connectors.{name}] table")
+        if enabled and name == "passkey" and name not in configured:
+            m.error("enabled", "passkeys need a provider.issuer with a host name, not an IP address")
         out[name] = MethodSettings(
             name=name,
             enabled=enabled,
@@ -291,6 +294,15 @@ def _read_client(
     )
     t.finish()
     return client if client_id else None
+
+
+def _is_host_name(url: str | None) -> bool:
+    host = urlsplit(url or "").hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return bool(host)
+    return False
 
 
 def _read_toml(path: Path, errors: list[ConfigError]) -> dict:
@@ -438,7 +450,10 @@ def load_settings(
     assurance.finish()
 
     connector_data = data.get("connectors") if isinstance(data.get("connectors"), dict) else {}
-    methods = _read_methods(root, {k for k in connector_data if k in LOGIN_METHODS})
+    configured = {k for k in connector_data if k in LOGIN_METHODS}
+    if _is_host_name(issuer):
+        configured.add("passkey")  # a WebAuthn RP ID is a domain: an IP-address issuer cannot have passkeys
+    methods = _read_methods(root, configured)
     passwords, sms, mail, connectors = _read_services(root, inst, production)
     _check_eid_origin(root, issuer, connectors)
 

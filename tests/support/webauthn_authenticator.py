@@ -19,7 +19,7 @@ import struct
 
 import cbor2
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 UP, UV, BE, BS, AT = 0x01, 0x04, 0x08, 0x10, 0x40
 
@@ -39,7 +39,7 @@ class SoftAuthenticator:
         rp_id: str,
         aaguid: bytes = bytes(16),
         backed_up: bool = False,
-        key: ec.EllipticCurvePrivateKey | None = None,
+        key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | None = None,
         credential_id: bytes | None = None,
         user_handle: str | None = None,
         sign_count: int = 0,
@@ -133,7 +133,11 @@ class SoftAuthenticator:
             + bytes([self._flags(uv)])
             + struct.pack(">I", sign_count)
         )
-        signature = self.key.sign(auth_data + hashlib.sha256(client_data).digest(), ec.ECDSA(hashes.SHA256()))
+        signed = auth_data + hashlib.sha256(client_data).digest()
+        if isinstance(self.key, ed25519.Ed25519PrivateKey):  # Chromium's virtual authenticator picks EdDSA
+            signature = self.key.sign(signed)
+        else:
+            signature = self.key.sign(signed, ec.ECDSA(hashes.SHA256()))
         return {
             "id": self.id,
             "rawId": self.id,
