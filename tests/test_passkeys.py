@@ -373,6 +373,19 @@ def test_a_client_that_keeps_the_sms_gets_the_code_after_the_passkey(make_app, m
     assert len(sms_to(strict)) == sent + 1
 
 
+def test_a_client_that_keeps_the_sms_refuses_a_passkey_account_without_a_number(make_app, make_user):
+    strict = make_app({"clients": [_portal(passkey_satisfies_sms=False)]})
+    make_user()
+    auth = enrol(strict)
+    with strict.app_context():
+        account = db.session.scalar(select(Account))
+        account.phone, account.phone_verified = None, False
+        db.session.commit()
+    client = strict.test_client()
+    resp = passkey_verify(client, start_login(client, authorize_params()[0]), auth)
+    assert resp.status_code == 403 and "mobile number" in resp.get_json()["error"]
+
+
 def test_a_passkey_reaches_high_only_at_clients_that_allow_it(make_app, make_user):
     app = make_app(
         {

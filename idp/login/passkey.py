@@ -100,7 +100,19 @@ def verify(tx_id: str):
             passkey=result.passkey.id,
             policy="flag",
         )
-    return jsonify(redirect=_finish(account, result, tx, tx_id).location)
+    response = _finish(account, result, tx, tx_id)
+    if isinstance(response, tuple):  # the SMS code is needed here and the account has no number
+        message = " ".join(
+            [
+                _("Your account has no confirmed mobile number"),
+                _(
+                    "Log in with itsme® or your eID card: you can then add your mobile number "
+                    "in your account settings."
+                ),
+            ]
+        )
+        return _error(message, 403)
+    return jsonify(redirect=response.location)
 
 
 def _finish(account, result: passkeys.PasskeyLogin, tx: dict | None, tx_id: str):
