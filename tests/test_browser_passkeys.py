@@ -167,14 +167,16 @@ def test_an_assertion_for_another_origin_is_refused(server, page, authenticator)
         options = page.evaluate(
             """async () => {
               const root = document.getElementById('passkey-login');
-              return window.idpWebauthn.post(root.dataset.optionsUrl, root.dataset.csrf);
+              const w = window.idpWebauthn;
+              return w.post(root.dataset.optionsUrl, w.csrfToken());
             }"""
         )
         answer = signer.get(options["options"])
         return page.evaluate(
             """async (credential) => {
               const root = document.getElementById('passkey-login');
-              return window.idpWebauthn.post(root.dataset.verifyUrl, root.dataset.csrf, {credential});
+              const w = window.idpWebauthn;
+              return w.post(root.dataset.verifyUrl, w.csrfToken(), {credential});
             }""",
             answer,
         )

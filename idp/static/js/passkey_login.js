@@ -12,7 +12,7 @@
       capable.value = ok ? "1" : "";
     });
   }
-  var csrf = root.getAttribute("data-csrf");
+  var csrf = w.csrfToken();
   var optionsUrl = root.getAttribute("data-options-url");
   var verifyUrl = root.getAttribute("data-verify-url");
   var status = document.getElementById("passkey-status");

@@ -13,7 +13,7 @@
     show(root.getAttribute("data-unsupported"));
     return;
   }
-  var csrf = root.getAttribute("data-csrf");
+  var csrf = w.csrfToken();
   button.hidden = false;
   button.addEventListener("click", function () {
     show("");

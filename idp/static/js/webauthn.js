@@ -75,6 +75,12 @@
     });
   }
 
+  // The session's CSRF token: every page has one in a form (at least the language picker's).
+  function csrfToken() {
+    var input = document.querySelector("input[name=csrf_token]");
+    return input ? input.value : "";
+  }
+
   function supported() {
     return !!(window.PublicKeyCredential && navigator.credentials && window.isSecureContext);
   }
@@ -84,6 +90,7 @@
     requestOptions: requestOptions,
     credentialJSON: credentialJSON,
     post: post,
+    csrfToken: csrfToken,
     supported: supported
   };
 })();
