@@ -473,3 +473,34 @@ def test_bad_passkey_settings_are_reported(table, error):
     with pytest.raises(ConfigErrors) as raised:
         load_settings(overrides={"passkeys": table}, environ={}, instance_dir="/tmp/idp-17")
     assert error in str(raised.value)
+
+
+@pytest.mark.redis
+def test_a_challenge_in_redis_is_shared_by_the_workers_and_used_once(make_app, make_user):
+    import os
+    import secrets
+
+    redis = pytest.importorskip("redis")
+    url = "redis://127.0.0.1:6379/15"
+    try:
+        redis.Redis.from_url(url).ping()
+    except redis.ConnectionError:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true but no Redis on 127.0.0.1:6379", pytrace=False)
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    shared = {"storage": {"kv_url": url, "kv_prefix": f"test-{secrets.token_hex(6)}:"}}
+    worker_a, worker_b = make_app(shared), make_app(shared)
+    make_user()
+    auth = enrol(worker_a)
+    browser_a = worker_a.test_client()
+    tx_path = start_login(browser_a, authorize_params()[0])
+    headers = _csrf(browser_a, tx_path + "/passkey")
+    opts = browser_a.post(tx_path + "/passkey/options", json={}, headers=headers).get_json()["options"]
+    credential = auth.get(opts)
+    # The same browser (same session cookie) reaches the other worker.
+    browser_b = worker_b.test_client()
+    browser_b.set_cookie("idp_session", browser_a.get_cookie("idp_session").value)
+    done = browser_b.post(tx_path + "/passkey/verify", json={"credential": credential}, headers=headers)
+    assert done.status_code == 200, done.get_json()
+    replay = browser_b.post(tx_path + "/passkey/verify", json={"credential": credential}, headers=headers)
+    assert replay.status_code == 400 and "redirect" not in replay.get_json()
