@@ -504,3 +504,61 @@ def test_a_challenge_in_redis_is_shared_by_the_workers_and_used_once(make_app, m
     assert done.status_code == 200, done.get_json()
     replay = browser_b.post(tx_path + "/passkey/verify", json={"credential": credential}, headers=headers)
     assert replay.status_code == 400 and "redirect" not in replay.get_json()
+
+
+def test_customer_service_lists_and_removes_a_lost_passkey(app, user):
+    enrol(app, aaguid=GOOGLE)
+
+    def idp(*args):
+        from flask.cli import ScriptInfo
+
+        from idp.cli import main
+
+        return app.test_cli_runner().invoke(main, list(args), obj=ScriptInfo(create_app=lambda: app))
+
+    listed = idp("users", "passkeys", "alice")
+    assert listed.exit_code == 0, listed.output
+    assert '"name": "Google Password Manager"' in listed.output
+    (row,) = passkeys_of(app)
+    assert idp("users", "passkeys", "alice", "--remove", str(row.id + 1)).exit_code == 1
+    removed = idp("users", "passkeys", "alice", "--remove", str(row.id))
+    assert removed.exit_code == 0, removed.output
+    assert passkeys_of(app) == []
+    assert events(app, "passkey_removed")[-1].detail["actor"] == "support"
+    assert sum("removed" in m["subject"] for m in emails_to(app, "alice@example.com")) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        None,
+        {},
+        {"credential": "not an object"},
+        {"credential": {}},
+        {"credential": {"id": "!!", "rawId": "!!", "type": "public-key", "response": {}}},
+        {
+            "credential": {
+                "id": "AAAA",
+                "rawId": "AAAA",
+                "type": "public-key",
+                "response": {"clientDataJSON": "e30"},
+            }
+        },
+    ],
+    ids=["no-json", "empty", "string", "empty-credential", "bad-base64", "truncated"],
+)
+def test_garbage_gets_a_clear_answer_and_changes_nothing(app, user, body):
+    enrol(app)
+    client = app.test_client()
+    tx_path = start_login(client, authorize_params()[0])
+    headers = _csrf(client, tx_path + "/passkey")
+    client.post(tx_path + "/passkey/options", json={}, headers=headers)
+    kwargs = {"json": body} if body is not None else {"data": "x", "content_type": "text/plain"}
+    login = client.post(tx_path + "/passkey/verify", headers=headers, **kwargs)
+    assert login.status_code == 400 and login.get_json()["error"]
+    login_at_provider(client, app)
+    headers = _csrf(client, "/account/passkeys/")
+    client.post("/account/passkeys/register/options", json={}, headers=headers)
+    added = client.post("/account/passkeys/register/verify", headers=headers, **kwargs)
+    assert added.status_code == 400 and added.get_json()["error"]
+    assert len(passkeys_of(app)) == 1

@@ -63,6 +63,8 @@ def options(tx_id: str):
     tx, ok = load_tx(tx_id)
     if not ok or not _usable(tx):
         return _error(_("This sign-in has expired. Please start again from the application."))
+    if throttled("passkey_options"):
+        return _error(_("Too many attempts from your network. Please wait a minute and try again."), 429)
     return jsonify(options=current_app.json.loads(passkeys.authentication_options()))
 
 

@@ -70,6 +70,7 @@ def index():
     if back:
         return back
     _row, account = sso
+    session.pop("passkey_offer_next", None)  # an offer left unanswered: adding here stays here
     items = passkeys.list_for(account)
     return render_template(
         "account/passkeys.html",
