@@ -77,8 +77,10 @@ def password_login_with_offer(page, server) -> None:
     page.goto(server.url + "/demo/")
     page.click("#demo-login")
     page.wait_for_url("**/login/**")
-    page.click("a[href$='/password']")
-    # Conditional UI: the browser may offer passkeys in the username field's autofill.
+    # Conditional UI: the page asks for a passkey at once (mediation "conditional"), and the
+    # browser offers the saved passkeys in the username field's autofill.
+    with page.expect_request("**/passkey/options"):
+        page.click("a[href$='/password']")
     assert page.get_attribute("#username", "autocomplete") == "username webauthn"
     page.fill("#username", "alice")
     page.fill("#password", PASSWORD)
