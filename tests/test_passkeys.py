@@ -18,7 +18,7 @@ from idp.accounts.passkeys import Passkey
 from idp.core.storage import Account, AuditEvent, db
 from tests.conftest import authorize_params, csrf_from, exchange, query_of
 from tests.support.oidc import decode
-from tests.support.sms_login import emails_to, login_at_provider, sms_to
+from tests.support.sms_login import emails_to, last_code, login_at_provider, post_code, sms_to
 from tests.support.webauthn_authenticator import SoftAuthenticator
 
 ORIGIN, RP_ID = "http://localhost", "localhost"
@@ -368,9 +368,15 @@ def test_a_client_that_keeps_the_sms_gets_the_code_after_the_passkey(make_app, m
     auth = enrol(strict)
     client = strict.test_client()
     sent = len(sms_to(strict))
-    resp = passkey_verify(client, start_login(client, authorize_params()[0]), auth)
+    params, verifier = authorize_params()
+    resp = passkey_verify(client, start_login(client, params), auth)
     assert resp.status_code == 200 and resp.get_json()["redirect"].endswith("/code")
     assert len(sms_to(strict)) == sent + 1
+    done = post_code(client, urlsplit(resp.get_json()["redirect"]).path, last_code(strict))
+    onward = client.get(done.location)
+    token = exchange(client, query_of(onward.location)["code"], verifier)
+    claims = decode(client, token.get_json()["id_token"])[1]
+    assert claims["amr"] == ["hwk", "user", "sms", "mfa"]
 
 
 def test_a_client_that_keeps_the_sms_refuses_a_passkey_account_without_a_number(make_app, make_user):

@@ -123,7 +123,8 @@ def _finish(account, result: passkeys.PasskeyLogin, tx: dict | None, tx_id: str)
     level = settings.method_level("passkey", client.settings if client else None)
     if client is not None and not client.settings.passkey_satisfies_sms:
         # This operator keeps the SMS code after a passkey: the passkey stands in for the password.
-        return start_second_factor(account, tx_id=tx_id, method="passkey", level=level, amr=list(result.amr))
+        amr = [a for a in result.amr if a != "mfa"]  # the code adds "mfa" after it
+        return start_second_factor(account, tx_id=tx_id, method="passkey", level=level, amr=amr)
     return complete_login(
         account, level=level, methods=["passkey"], amr=list(result.amr), tx_id=tx_id, method="passkey"
     )

@@ -85,7 +85,7 @@ def method_choices(tx: dict | None) -> list[dict]:
         m = settings.methods[name]
         messages = m.disabled_message or (client.settings.disabled_methods_message if client else {})
         if not m.enabled:
-            if messages:
+            if messages and name != "passkey":  # the operator's message is about the other methods
                 out.append({"name": name, "enabled": False, "message": localized(messages)})
             continue
         level = settings.method_level(name, client.settings if client else None)
