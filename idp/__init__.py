@@ -19,9 +19,9 @@ from idp.accounts import customers, passwords
 from idp.core import audit, errors, health, i18n, inputs, kv, logs, metrics, security, sessions, storage
 from idp.core.hashing import session_key
 from idp.core.settings import Settings
-from idp.login import actions, eid, itsme, password, second_factor
+from idp.login import actions, eid, itsme, passkey, password, second_factor
 from idp.oidc import authorize, clients, discovery, keys, logout, par, server, token, userinfo
-from idp.selfservice import account, activation, contract_login, my_data, recovery, registration
+from idp.selfservice import account, activation, contract_login, my_data, passkeys, recovery, registration
 from idp.services import backends, queue
 
 log = logging.getLogger(__name__)
@@ -53,10 +53,12 @@ PARTS = (
     actions,
     eid,
     itsme,
+    passkey,
     token,
     userinfo,
     logout,
     account,
+    passkeys,
     my_data,
     demo,
     customers,

@@ -353,6 +353,42 @@ def users_set_email(username, email, verified):
             sys.exit(1)
 
 
+@users_group.command("passkeys")
+@click.argument("username")
+@click.option("--remove", "remove_id", type=int, default=None, help="remove the passkey with this id")
+@with_appcontext
+def users_passkeys(username, remove_id):
+    """List an account's passkeys, or remove one (a lost device): the person is told by e-mail."""
+    from idp.accounts import passkeys
+    from idp.core import audit
+    from idp.login import actions
+
+    account = _user_or_exit(username)
+    if remove_id is not None:
+        row = passkeys.get_for(account, remove_id)
+        if row is None:
+            click.echo(f"{account.username} has no passkey {remove_id}", err=True)
+            sys.exit(1)
+        passkeys.remove(row)
+        audit.record("passkey_removed", account_id=account.id, actor="support", passkey=remove_id)
+        with _request_context():
+            actions.notify_email(account, "account_passkey_changed", added=False, passkey=row.name)
+        click.echo(f"{account.username}: passkey {remove_id} ({row.name}) removed")
+        return
+    rows = [
+        {
+            "id": p.id,
+            "name": p.name,
+            "aaguid": p.aaguid,
+            "created_at": p.created_at,
+            "last_used_at": p.last_used_at,
+            "clone_warning_at": p.clone_warning_at,
+        }
+        for p in passkeys.list_for(account)
+    ]
+    click.echo(json.dumps(rows, indent=2))
+
+
 @users_group.command("unlock")
 @click.argument("username")
 @with_appcontext

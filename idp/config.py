@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from idp.accounts.legacy_source import LegacySettings
+from idp.accounts.passkeys import PasskeySettings
 from idp.accounts.passwords import PasswordSettings
 from idp.core.logs import LoggingSettings
 from idp.core.metrics import MetricsSettings
@@ -47,6 +48,7 @@ SECTIONS: dict[str, Section] = {
     "logging": Section(LoggingSettings.from_table),
     "metrics": Section(MetricsSettings.from_table),
     "outbound": Section(QueueSettings.from_table),
+    "passkeys": Section(PasskeySettings.from_table),
 }
 
 

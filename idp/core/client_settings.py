@@ -16,7 +16,7 @@ from connectors.base import LEVELS
 from connectors.config import ConfigTable
 from idp.core.disclosure import read_client_disclosure
 
-LOGIN_METHODS = ("password", "itsme", "eid", "contract")
+LOGIN_METHODS = ("password", "itsme", "eid", "contract", "passkey")
 SCOPES = ("openid", "profile", "email", "phone", "address", "offline_access")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 
@@ -42,6 +42,8 @@ class ClientSettings:
     subject_type: str = "public"  # or "pairwise" (OpenID Connect Core 8)
     sector_identifier: str | None = None  # pairwise: clients of one sector share a sub
     claims: tuple[str, ...] | None = None  # at most these claims, whatever the scopes
+    passkey_satisfies_sms: bool = True  # a passkey login needs no SMS code after it
+    passkey_high: bool = False  # a passkey login may reach "high" (when [methods.passkey] says so)
     require_pkce: bool = True
     require_pushed_authorization_requests: bool = False  # RFC 9126 section 6
     require_dpop: bool = False  # RFC 9449: sender-constrained access tokens
@@ -149,6 +151,8 @@ def read_client(t: ConfigTable, production: bool) -> ClientSettings | None:
         first_party=t.bool("first_party", False),
         grant_types=tuple(grant_types or ()),
         disabled_methods_message=t.messages("disabled_message"),
+        passkey_satisfies_sms=t.bool("passkey_satisfies_sms", True),
+        passkey_high=t.bool("passkey_high", False),
         **read_client_disclosure(t, redirect_uris or []),
         **_read_protocol_policy(t, kind, auth),
     )

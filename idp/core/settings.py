@@ -19,6 +19,7 @@ first start, the development outbox for SMS and e-mail, the demo client.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import tomllib
@@ -130,6 +131,27 @@ class Settings:
     def acr_for(self, level: str) -> str:
         return self.acr_values[level]
 
+    def method_level(self, method: str, client: ClientSettings | None = None) -> str:
+        """The level a login method reaches for a client: a passkey reaches high only where allowed."""
+        level = self.methods[method].level
+        if method == "passkey" and level == "high" and not (client is not None and client.passkey_high):
+            return "substantial"
+        return level
+
+    def session_level(self, level: str, methods: list[str], client: ClientSettings) -> str | None:
+        """The level an SSO session counts for at a client; None when it does not count there.
+
+        A passkey login without a code does not count for a client whose operator keeps the
+        SMS code required after a passkey; it reaches "high" only at clients that allow it.
+        """
+        if "passkey" not in methods or set(methods) & {"itsme", "eid"}:
+            return level
+        if not client.passkey_satisfies_sms and not set(methods) & {"sms", "totp"}:
+            return None
+        if level == "high" and not client.passkey_high:
+            return "substantial"
+        return level
+
     def level_for_acr(self, acr: str) -> str | None:
         for level, value in self.acr_values.items():
             if value == acr:
@@ -142,13 +164,21 @@ class Settings:
 
 def _read_methods(t: ConfigTable, configured: set[str]) -> dict[str, MethodSettings]:
     methods_table = t.table("methods")
-    defaults = {"password": "substantial", "itsme": "high", "eid": "high", "contract": "low"}
+    defaults = {
+        "password": "substantial",
+        "itsme": "high",
+        "eid": "high",
+        "contract": "low",
+        "passkey": "substantial",
+    }
     out = {}
     for name in LOGIN_METHODS:
         m = methods_table.table(name)
         enabled = m.bool("enabled", name == "password" or name in configured)
         if enabled and name in ("itsme", "eid") and name not in configured:
             m.error("enabled", f"the {name} login needs a [connectors.{name}] table")
+        if enabled and name == "passkey" and name not in configured:
+            m.error("enabled", "passkeys need a provider.issuer with a host name, not an IP address")
         out[name] = MethodSettings(
             name=name,
             enabled=enabled,
@@ -159,6 +189,15 @@ def _read_methods(t: ConfigTable, configured: set[str]) -> dict[str, MethodSetti
         m.finish()
     methods_table.finish()
     return out
+
+
+def _is_host_name(url: str | None) -> bool:
+    host = urlsplit(url or "").hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return bool(host)
+    return False
 
 
 def _read_toml(path: Path, errors: list[ConfigError]) -> dict:
@@ -227,7 +266,10 @@ def load_settings(
     }
     connectors = _read_connectors(root)
     _check_eid_origin(root, values["issuer"], connectors)
-    methods = _read_methods(root, {k for k in connectors if k in LOGIN_METHODS})
+    configured = {k for k in connectors if k in LOGIN_METHODS}
+    if _is_host_name(values["issuer"]):
+        configured.add("passkey")  # a WebAuthn RP ID is a domain: an IP-address issuer cannot have passkeys
+    methods = _read_methods(root, configured)
     demo_enabled = _read_demo(root, ctx.production)
     clients = _read_clients(ctx, values.pop("clients_file"))
     read_sections = _read_sections(ctx, sections or {})

@@ -15,6 +15,7 @@ METHOD_ENDPOINTS = {
     "itsme": "itsme.start",
     "eid": "eid.start",
     "contract": "contract.start",
+    "passkey": "passkey.start",
 }
 
 
@@ -32,10 +33,11 @@ def method_choices(tx: dict | None) -> list[dict]:
         m = settings.methods[name]
         messages = m.disabled_message or (client.settings.disabled_methods_message if client else {})
         if not m.enabled:
-            if messages:
+            if messages and name != "passkey":  # the operator's message is about the other methods
                 out.append({"name": name, "enabled": False, "message": localized(messages)})
             continue
-        if level_rank(m.level) < level_rank(required):
+        level = settings.method_level(name, client.settings if client else None)
+        if level_rank(level) < level_rank(required):
             continue
         if METHOD_ENDPOINTS.get(name) not in current_app.view_functions:
             continue

@@ -12,6 +12,7 @@ import time
 
 from flask import current_app, redirect, session, url_for
 
+from idp.accounts import passkeys
 from idp.core import audit
 from idp.core.sessions import start_sso
 from idp.core.storage import Account
@@ -80,8 +81,18 @@ def finish_login(
         "login", account_id=account.id, client_id=tx["client_id"] if tx else None, method=method, level=level
     )
     if tx:
-        return redirect(login_completed(tx_id), 303)
-    after = session.pop("after_login", None)
-    if not (isinstance(after, str) and after.startswith("/") and not after.startswith("//")):
-        after = url_for("account.home")
-    return redirect(after, 303)
+        target = login_completed(tx_id)
+    else:
+        target = session.pop("after_login", None)
+        if not (isinstance(target, str) and target.startswith("/") and not target.startswith("//")):
+            target = url_for("account.home")
+    capable = session.pop("passkey_capable", False)
+    if method == "password" and {"sms", "otp"} & set(amr) and capable and _offer_passkey(account):
+        # "Next time, sign in with your fingerprint or face": once, then on to the same place.
+        session["passkey_offer_next"] = target
+        target = url_for("passkey.offer")
+    return redirect(target, 303)
+
+
+def _offer_passkey(account: Account) -> bool:
+    return "passkey.offer" in current_app.view_functions and passkeys.should_offer(account)

@@ -105,6 +105,7 @@ def password(tx_id: str):
         "service_name": settings.service_name,
         "links": links,
         "alternatives": alternatives(tx, tx_id),
+        "passkey": any(c["name"] == "passkey" and c["enabled"] for c in method_choices(tx)),
     }
     error, status = None, 200
     if form.validate_on_submit():
@@ -113,6 +114,8 @@ def password(tx_id: str):
             return throttled_page("login/password.html", **context)
         outcome = check_password(form.username.data, form.password.data, tx)
         if isinstance(outcome, Account):
+            # Set by passkey_login.js when this device can make a passkey: only then is one offered.
+            session["passkey_capable"] = request.form.get("passkey_capable") == "1"
             return start_second_factor(
                 outcome, tx_id=tx_id, method="password", level=settings.methods["password"].level, amr=["pwd"]
             )

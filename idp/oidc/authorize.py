@@ -329,10 +329,12 @@ def issue_code(req: Authorization) -> None:
     settings = current_app.extensions["idp.settings"]
     sso_row, account = current_sso()
     grant, client = req.grant, req.client
+    # A passkey session may count for less at this client than it reached (session_level).
+    level = settings.session_level(sso_row.level, sso_row.methods, client.settings) or sso_row.level
     grant.request.user = AuthContext(
         account=account,
         session=sso_row,
-        acr=settings.acr_for(sso_row.level),
+        acr=settings.acr_for(level),
         claims_request=req.claims_request,
     )
     code = grant.generate_authorization_code()
@@ -405,7 +407,11 @@ def reachable(client, level: str) -> bool:
     """Can a login with a method offered to this client reach ``level``?"""
     settings = current_app.extensions["idp.settings"]
     best = max(
-        (settings.methods[m].level for m in client.settings.methods if settings.methods[m].enabled),
+        (
+            settings.method_level(m, client.settings)
+            for m in client.settings.methods
+            if settings.methods[m].enabled
+        ),
         key=level_rank,
         default=None,
     )
@@ -426,7 +432,8 @@ def login_reason(sso, client, params, prompts, required_level, tx) -> str | None
         and not logged_in_for_this
     ):
         return "max_age"
-    if level_rank(row.level) < level_rank(required_level):
+    level = current_app.extensions["idp.settings"].session_level(row.level, row.methods, client.settings)
+    if level is None or level_rank(level) < level_rank(required_level):
         return "step_up"
     if not set(row.methods) & set(client.settings.methods):
         return "method_not_allowed"

@@ -19,10 +19,10 @@ from typing import Any
 
 from flask import current_app
 
+from idp.core.client_settings import ClientSettings
 from idp.core.disclosure import SCOPE_CLAIMS
 from idp.core.hashing import keyed_digest
 from idp.core.inputs import loads_json
-from idp.core.settings import ClientSettings
 from idp.core.storage import Account
 
 PROTOCOL_CLAIMS = (
