@@ -48,12 +48,14 @@ def refused(verifier: EidVerifier, tok: dict, challenge: str, origin: str = ORIG
 
 def test_web_eid_token_proves_the_national_number_and_names_of_the_certificate(verifier, card):
     challenge = new_challenge()
-    identity = verifier.verify(card.web_eid_token(ORIGIN, challenge), expected_challenge=challenge, origin=ORIGIN)
+    tok = card.web_eid_token(ORIGIN, challenge)
+    identity = verifier.verify(tok, expected_challenge=challenge, origin=ORIGIN)
     assert identity.method == "eid" and identity.level == "high"
     assert identity.amr == ("hwk", "pin", "sc")
     assert identity.national_number == card.citizen.national_number
     assert identity.claims == {"given_name": card.citizen.given_names, "family_name": card.citizen.surname}
-    assert identity.subject.startswith("cert-sha256:") and card.citizen.national_number not in identity.subject
+    assert identity.subject.startswith("cert-sha256:")
+    assert card.citizen.national_number not in identity.subject
     assert identity.card_number is None
 
 

@@ -28,6 +28,7 @@ WEB_EID_FORMAT = "web-eid:1"
 def is_web_eid_format(value: object) -> bool:
     return isinstance(value, str) and (value == WEB_EID_FORMAT or value.startswith(WEB_EID_FORMAT + "."))
 
+
 # JOSE names -> hash algorithm. ES* are ECDSA, RS* RSASSA-PKCS1-v1_5, PS* RSASSA-PSS.
 HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "ES256": hashes.SHA256,
