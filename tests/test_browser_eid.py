@@ -21,7 +21,7 @@ from tests.conftest import PORTAL_SECRET, LiveServer, free_port
 from tests.fakes.ocsp_responder import OcspResponder
 from tests.support.eid_pki import EidPki
 from tests.support.local_rp import PORTAL_CALLBACK, LocalRP, rp_clients
-from tests.support.softhsm import create_card_token, require_softhsm, start_bridge
+from tests.support.softhsm import create_card_token, point_page_at_bridge, require_softhsm, start_bridge
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.browser]
 
@@ -115,7 +115,7 @@ def bridge(server, token, tmp_path):
         f"command:{prompt}",
     )
     try:
-        server.app.config["EID_BRIDGE_URL"] = url  # what the page's data-bridge-url tells eid.js
+        point_page_at_bridge(server.app, url)  # what the page's data-bridge-url tells eid.js
         yield Bridge(url, process, pin_file)
     finally:
         process.terminate()

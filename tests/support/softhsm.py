@@ -193,3 +193,11 @@ def start_bridge(env: dict[str, str], origin: str, *args: str) -> tuple[subproce
         proc.kill()
         pytest.fail(f"bridge did not start: {line!r}")
     return proc, line.rsplit(" ", 1)[1].strip()
+
+
+def point_page_at_bridge(app, url: str) -> None:
+    """Tell the eID page of a running ``app`` where the bridge listens (``[connectors.eid.page]``)."""
+    from dataclasses import replace
+
+    connectors = app.extensions["idp.settings"].connectors
+    connectors["eid"] = replace(connectors["eid"], page=replace(connectors["eid"].page, bridge_url=url))
