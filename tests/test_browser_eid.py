@@ -2,7 +2,7 @@
 
 The RP (``tests/support/local_rp.py``) sends the browser to the provider; the
 person picks the eID; the page script (``idp/static/js/eid.js``) finds the
-bridge (``python -m connectors.eid.bridge`` on a free loopback port, reading a
+bridge (``python -m idp_eid_bridge`` from ``bridge/src`` on a free loopback port, reading a
 SoftHSM2 token loaded with a test card through PyKCS11), gets a challenge,
 has the bridge sign it (the PIN comes from the bridge's own prompt, here a
 ``command:`` program reading a file the test writes), posts the answer, and the

@@ -603,6 +603,11 @@ def pin_prompt(tmp_path):
 
 @pytest.mark.softhsm
 def test_end_to_end_with_the_real_bridge(make_app, eid_config, card, tmp_path, pin_prompt, http):
+    bridge_login(make_app, eid_config, card, tmp_path, pin_prompt, http)
+
+
+def bridge_login(make_app, eid_config, card, tmp_path, pin_prompt, http, command=None) -> None:
+    """An RP's login through the eID page's steps and a bridge (``command``: an installed one)."""
     require_softhsm()
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
@@ -613,7 +618,9 @@ def test_end_to_end_with_the_real_bridge(make_app, eid_config, card, tmp_path, p
     server = LiveServer(app, port).start()
     token_dir = tmp_path / "softhsm"
     soft = create_card_token(token_dir, card)
-    bridge, bridge_url = start_bridge(soft.env, server.url, "--pin-prompt", f"command:{pin_prompt}")
+    bridge, bridge_url = start_bridge(
+        soft.env, server.url, "--pin-prompt", f"command:{pin_prompt}", command=command
+    )
     try:
         point_page_at_bridge(server.app, bridge_url)
 

@@ -179,11 +179,24 @@ if __name__ == "__main__":
     _load(json.loads(Path(sys.argv[1]).read_text()))
 
 
-def start_bridge(env: dict[str, str], origin: str, *args: str) -> tuple[subprocess.Popen, str]:
-    """Start the real bridge process on a free loopback port for ``origin``; (process, its URL)."""
+BRIDGE_SOURCE = ROOT / "bridge" / "src"
+
+
+def start_bridge(
+    env: dict[str, str], origin: str, *args: str, command: list[str] | None = None
+) -> tuple[subprocess.Popen, str]:
+    """Start a bridge on a free loopback port for ``origin``; (process, its URL).
+
+    ``command`` runs an installed bridge (a venv's ``idp-eid-bridge``, the one-file build); by
+    default the bridge's source in ``bridge/src`` runs with this interpreter.
+    """
+    run_env = {**os.environ, **env}
+    if command is None:
+        command = [sys.executable, "-m", "idp_eid_bridge"]
+        run_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BRIDGE_SOURCE), run_env.get("PYTHONPATH")]))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "connectors.eid.bridge", "--port", "0", "--allowed-origin", origin, *args],
-        env={**os.environ, **env},
+        [*command, "--port", "0", "--allowed-origin", origin, *args],
+        env=run_env,
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -15,7 +15,7 @@ itself is not called: its ``eid2dict`` loads its own copy of the module, sets
 into one dictionary, and cannot read through the session in which the bridge
 has found the ``BELPIC`` token and logs in to sign.
 
-PyKCS11 is imported lazily so that the server side never needs it.
+PyKCS11 is imported lazily: without it the bridge still starts and its status says "no middleware".
 """
 
 from __future__ import annotations
@@ -32,11 +32,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from connectors.eid import token
+from idp_eid_bridge import VERSION
+from idp_eid_bridge import signing as token
 
 log = logging.getLogger(__name__)
-
-VERSION = "1.0.0"
 
 CARD_LABEL = "BELPIC"
 AUTH_LABEL = "Authentication"
