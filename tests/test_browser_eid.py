@@ -217,3 +217,35 @@ def test_wrong_pin_shows_the_message_with_tries_left_and_the_right_pin_then_logs
     claims = id_token_at_rp(page, server, rp, kept)
     assert claims["sub"] == person and claims["acr"] == "urn:idp:acr:high"
     assert not csp_violations(page)
+
+
+def test_pin_blocked_on_the_card_says_where_to_unblock_it_without_try_again(server, bridge, person, rp, page):
+    to_eid_page(page, server, rp)
+    # SoftHSM2 has no PIN counter: the real bridge's answer for a blocked card (423 pin_blocked) is served.
+    page.route(
+        bridge.url + "/authenticate",
+        lambda route: route.fulfill(
+            status=423, json={"error": "pin_blocked", "message": "the PIN is blocked"}
+        ),
+    )
+    page.click("#eid-start")
+    page.wait_for_selector("#eid-error:visible")
+    assert page.text_content("#eid-error") == message(page, "pin_blocked")
+    assert "PUK" in message(page, "pin_blocked")
+    assert not page.is_visible("#eid-retry") and page.is_visible("#eid-other-ways a")
+
+
+def test_a_bridge_older_than_the_minimum_version_asks_for_the_update(server, bridge, rp, page):
+    from dataclasses import replace
+
+    connectors = server.app.extensions["idp.settings"].connectors
+    eid = connectors["eid"]
+    connectors["eid"] = replace(eid, page=replace(eid.page, min_bridge_version="99.0", web_eid=False))
+    url, _kept = rp.authorization(
+        server.url, "portal", rp.url + PORTAL_CALLBACK, acr_values="urn:idp:acr:high"
+    )
+    page.goto(url)
+    page.click(".method-eid a")
+    page.wait_for_selector("#eid-error:visible")
+    assert page.text_content("#eid-error") == message(page, "bridge_update")
+    assert page.is_visible("#eid-install") and page.is_disabled("#eid-start")

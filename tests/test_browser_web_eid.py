@@ -204,3 +204,30 @@ def test_check_again_after_installing_resumes_the_same_login(
     page.click("#eid-start")
     claims = id_token_at_rp(page, server, rp, kept)  # the RP's own state and nonce: the same login
     assert claims["sub"] == person
+
+
+# -- messages that help -----------------------------------------------------------------------
+
+
+def test_card_linked_to_no_account_offers_other_ways_and_registration(
+    server, no_bridge, rp, open_page, web_eid
+):
+    page = open_page(stand_in=web_eid)  # no ``person``: nobody holds this card's national number
+    to_eid_page(page, server, rp)
+    page.click("#eid-start")
+    error_shown(page, "no_account")
+    assert not page.is_visible("#eid-retry")
+    assert page.is_visible("#eid-other-ways a") and page.is_visible("#eid-register a")
+    page.click("#eid-other-ways a")
+    page.wait_for_selector(".method-eid")  # back on the chooser of the same login
+
+
+def test_cancel_in_web_eid_also_says_where_to_unblock_a_blocked_pin(
+    server, no_bridge, rp, open_page, web_eid
+):
+    page = open_page(stand_in=web_eid)
+    to_eid_page(page, server, rp)
+    web_eid.fail = {"code": "ERR_WEBEID_USER_CANCELLED"}  # Web eID says "PIN blocked" in its own window
+    page.click("#eid-start")
+    error_shown(page, "webeid_cancelled")
+    assert "PUK" in page.text_content("#eid-error")

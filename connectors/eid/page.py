@@ -24,13 +24,6 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 _VERSION = re.compile(r"\d+(\.\d+){0,2}")
 
 
-def version_tuple(value: str) -> tuple[int, ...]:
-    """``"1.2"`` -> ``(1, 2, 0)``; anything after the numbers (``-rc1``, ``+build``) is ignored."""
-    match = re.match(r"\d+(\.\d+){0,2}", value or "")
-    parts = [int(p) for p in match.group(0).split(".")] if match else [0]
-    return tuple(parts + [0] * (3 - len(parts)))
-
-
 @dataclass(frozen=True)
 class EidPageSettings:
     bridge_url: str = DEFAULT_BRIDGE_URL
