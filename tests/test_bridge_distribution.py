@@ -134,3 +134,20 @@ def test_the_one_file_build_completes_a_login(make_app, eid_config, card, tmp_pa
         [binary, "--version"], capture_output=True, text=True, timeout=60
     ).stdout.startswith("idp-eid-bridge ")
     eid_login.bridge_login(make_app, eid_config, card, tmp_path, pin_prompt, http, command=[binary])
+
+
+# -- what the card says of the PIN ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flags", "left"),
+    [(0, None), ("COUNT_LOW", 2), ("COUNT_LOW|FINAL_TRY", 1), ("FINAL_TRY", 1), ("LOCKED", 0)],
+)
+def test_pin_tries_left_come_from_the_token_flags(flags, left):
+    from idp_eid_bridge.card import tries_left
+    from PyKCS11 import PyKCS11 as p11
+
+    value = 0
+    for name in str(flags).split("|") if flags else []:
+        value |= getattr(p11, f"CKF_USER_PIN_{name}")
+    assert tries_left(p11, value) == left

@@ -245,6 +245,24 @@ def _data_object(p11: Any, session: Any, label: str) -> bytes:
     return bytes(session.getAttributeValue(found[0], [p11.CKA_VALUE])[0])
 
 
+PIN_TRIES = 3  # the Belgian eID cardholder PIN blocks after three wrong entries
+
+
+def tries_left(p11: Any, flags: int) -> int | None:
+    """What the token flags say of the PIN tries left (None when they say nothing).
+
+    PKCS#11 sets ``CKF_USER_PIN_FINAL_TRY`` with one try left and ``CKF_USER_PIN_COUNT_LOW``
+    after a wrong entry; on a three-try card the latter alone means two.
+    """
+    if flags & p11.CKF_USER_PIN_LOCKED:
+        return 0
+    if flags & p11.CKF_USER_PIN_FINAL_TRY:
+        return 1
+    if flags & p11.CKF_USER_PIN_COUNT_LOW:
+        return PIN_TRIES - 1
+    return None
+
+
 def _login(p11: Any, lib: Any, slot: Any, session: Any, origin: str, prompt: PinPrompt) -> None:
     info = lib.getTokenInfo(slot)
     if info.flags & p11.CKF_USER_PIN_LOCKED:
@@ -252,8 +270,7 @@ def _login(p11: Any, lib: Any, slot: Any, session: Any, origin: str, prompt: Pin
     if info.flags & p11.CKF_PROTECTED_AUTHENTICATION_PATH:
         pin = None  # pinpad reader: the reader asks for the PIN
     else:
-        tries_left = 1 if info.flags & p11.CKF_USER_PIN_FINAL_TRY else None
-        pin = prompt(PinRequest(origin=origin, tries_left=tries_left))
+        pin = prompt(PinRequest(origin=origin, tries_left=tries_left(p11, info.flags)))
         if pin is None:
             raise BridgeError("pin_cancelled", "PIN entry cancelled")
     try:
@@ -265,7 +282,8 @@ def _login(p11: Any, lib: Any, slot: Any, session: Any, origin: str, prompt: Pin
             flags = lib.getTokenInfo(slot).flags
             if flags & p11.CKF_USER_PIN_LOCKED:
                 raise BridgeError("pin_blocked", "the PIN is now blocked") from exc
-            extra = {"tries_left": 1} if flags & p11.CKF_USER_PIN_FINAL_TRY else {}
+            left = tries_left(p11, flags)
+            extra = {"tries_left": left} if left else {}
             raise BridgeError("pin_wrong", "wrong PIN", **extra) from exc
         raise
 

@@ -56,6 +56,8 @@ def _prompt_text(request: PinRequest) -> str:
     text = f"Enter your eID PIN to log in at {request.origin}"
     if request.tries_left == 1:
         text += " (last try before the PIN is blocked)"
+    elif request.tries_left:
+        text += f" ({request.tries_left} tries left)"
     return text
 
 
