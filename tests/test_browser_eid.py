@@ -189,11 +189,12 @@ def test_wrong_pin_shows_the_message_with_tries_left_and_the_right_pin_then_logs
 ):
     kept = to_eid_page(page, server, rp)
 
-    # The real bridge refuses the wrong PIN; SoftHSM2 has no try counter, so no count is known.
+    # The real bridge refuses the wrong PIN. SoftHSM2 then sets CKF_USER_PIN_COUNT_LOW, as a card
+    # does after a wrong entry: on a three-try eID card that leaves two.
     bridge.pin("0000")
     page.click("#eid-start")
     page.wait_for_selector("#eid-error:visible")
-    assert page.text_content("#eid-error") == message(page, "pin_wrong")
+    assert page.text_content("#eid-error") == message(page, "pin_wrong_tries").replace("{tries}", "2")
     assert page.is_visible("#eid-retry")
 
     # A real card on its last try sets CKF_USER_PIN_FINAL_TRY and the bridge answers tries_left 1:

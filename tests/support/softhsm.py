@@ -10,7 +10,8 @@ objects ``DATA_FILE``, ``ADDRESS_FILE``, ``SIGN_DATA_FILE``,
 by a child process (``python -m tests.support.softhsm spec.json``) because
 SoftHSM reads ``SOFTHSM2_CONF`` once per process.
 
-Unlike the card, SoftHSM always requires ``C_Login`` and has no PIN try counter.
+Unlike the card, SoftHSM always requires ``C_Login`` and never blocks the PIN (it does set
+``CKF_USER_PIN_COUNT_LOW`` after a wrong entry).
 """
 
 from __future__ import annotations
