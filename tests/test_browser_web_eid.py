@@ -20,7 +20,7 @@ from tests.test_browser_eid import PIN, csp_violations, id_token_at_rp, message
 
 # The provider, RP, PKI and SoftHSM2 card of the bridge path's tests (pytest finds fixtures by name).
 responder, pki, card, token = bridge_path.responder, bridge_path.pki, bridge_path.card, bridge_path.token
-rp, server, person = bridge_path.rp, bridge_path.server, bridge_path.person
+rp, server, person, bridge = bridge_path.rp, bridge_path.server, bridge_path.person, bridge_path.bridge
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.browser]
 
@@ -106,6 +106,33 @@ def test_web_eid_login_yields_the_account_of_the_card(server, no_bridge, person,
     auth = [r for r in web_eid.requests if r["action"] == "web-eid:authenticate"]
     assert len(auth) == 1 and len(auth[0]["challenge"]) == 44 and auth[0]["lang"] == "fr"
     assert not csp_violations(page)
+
+
+def test_the_bridge_and_web_eid_log_the_same_card_into_the_same_account(
+    server, bridge, person, rp, open_page, web_eid
+):
+    from sqlalchemy import select
+
+    from idp.core.storage import Account, FederatedIdentity, db
+
+    page = open_page()  # no extension: the page uses the bridge
+    kept = to_eid_page(page, server, rp, ready="ready")
+    page.click("#eid-start")
+    through_bridge = id_token_at_rp(page, server, rp, kept)["sub"]
+
+    page = open_page(stand_in=web_eid)  # the extension answers first
+    kept = to_eid_page(page, server, rp)
+    page.click("#eid-start")
+    through_web_eid = id_token_at_rp(page, server, rp, kept)["sub"]
+
+    assert through_bridge == through_web_eid == person
+    with server.app.app_context():
+        account = db.session.scalar(select(Account).where(Account.sub == person))
+        links = db.session.scalars(
+            select(FederatedIdentity).where(FederatedIdentity.account_id == account.id)
+        )
+        subjects = sorted(link.subject.split(":")[0] for link in links)
+    assert subjects == ["card-hmac", "cert-sha256"]  # one link per way of reading the card
 
 
 @pytest.mark.parametrize("forgery", ["origin", "challenge"])
