@@ -4,7 +4,7 @@ The host side of the Web eID model (``docs/bridge.md``; ``web-eid-system-
 architecture-doc``, "Authentication"): the page asks for a challenge (32
 random bytes, base64), which is kept in the shared store under a key bound to
 this browser session and this login transaction for ``challenge_ttl`` seconds;
-the bridge has the card sign ``hash(origin) ‖ hash(challenge)``; the page posts
+the Web eID extension or the bridge has the card sign ``hash(origin) ‖ hash(challenge)``; the page posts
 the bridge's token back and the challenge is taken out of the store atomically
 (single use) before :class:`connectors.eid.EidVerifier` checks the rest. The
 origin the signature must cover is the provider's own, derived from the
