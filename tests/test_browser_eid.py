@@ -2,7 +2,7 @@
 
 The RP (``tests/support/local_rp.py``) sends the browser to the provider; the
 person picks the eID; the page script (``idp/static/js/eid.js``) finds the
-bridge (``python -m connectors.eid.bridge`` on a free loopback port, reading a
+bridge (``python -m idp_eid_bridge`` from ``bridge/src`` on a free loopback port, reading a
 SoftHSM2 token loaded with a test card through PyKCS11), gets a challenge,
 has the bridge sign it (the PIN comes from the bridge's own prompt, here a
 ``command:`` program reading a file the test writes), posts the answer, and the
@@ -21,7 +21,7 @@ from tests.conftest import PORTAL_SECRET, LiveServer, free_port
 from tests.fakes.ocsp_responder import OcspResponder
 from tests.support.eid_pki import EidPki
 from tests.support.local_rp import PORTAL_CALLBACK, LocalRP, rp_clients
-from tests.support.softhsm import create_card_token, require_softhsm, start_bridge
+from tests.support.softhsm import create_card_token, point_page_at_bridge, require_softhsm, start_bridge
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.browser]
 
@@ -115,7 +115,7 @@ def bridge(server, token, tmp_path):
         f"command:{prompt}",
     )
     try:
-        server.app.config["EID_BRIDGE_URL"] = url  # what the page's data-bridge-url tells eid.js
+        point_page_at_bridge(server.app, url)  # what the page's data-bridge-url tells eid.js
         yield Bridge(url, process, pin_file)
     finally:
         process.terminate()
@@ -189,11 +189,12 @@ def test_wrong_pin_shows_the_message_with_tries_left_and_the_right_pin_then_logs
 ):
     kept = to_eid_page(page, server, rp)
 
-    # The real bridge refuses the wrong PIN; SoftHSM2 has no try counter, so no count is known.
+    # The real bridge refuses the wrong PIN. SoftHSM2 then sets CKF_USER_PIN_COUNT_LOW, as a card
+    # does after a wrong entry: on a three-try eID card that leaves two.
     bridge.pin("0000")
     page.click("#eid-start")
     page.wait_for_selector("#eid-error:visible")
-    assert page.text_content("#eid-error") == message(page, "pin_wrong")
+    assert page.text_content("#eid-error") == message(page, "pin_wrong_tries").replace("{tries}", "2")
     assert page.is_visible("#eid-retry")
 
     # A real card on its last try sets CKF_USER_PIN_FINAL_TRY and the bridge answers tries_left 1:
@@ -217,3 +218,35 @@ def test_wrong_pin_shows_the_message_with_tries_left_and_the_right_pin_then_logs
     claims = id_token_at_rp(page, server, rp, kept)
     assert claims["sub"] == person and claims["acr"] == "urn:idp:acr:high"
     assert not csp_violations(page)
+
+
+def test_pin_blocked_on_the_card_says_where_to_unblock_it_without_try_again(server, bridge, person, rp, page):
+    to_eid_page(page, server, rp)
+    # SoftHSM2 has no PIN counter: the real bridge's answer for a blocked card (423 pin_blocked) is served.
+    page.route(
+        bridge.url + "/authenticate",
+        lambda route: route.fulfill(
+            status=423, json={"error": "pin_blocked", "message": "the PIN is blocked"}
+        ),
+    )
+    page.click("#eid-start")
+    page.wait_for_selector("#eid-error:visible")
+    assert page.text_content("#eid-error") == message(page, "pin_blocked")
+    assert "PUK" in message(page, "pin_blocked")
+    assert not page.is_visible("#eid-retry") and page.is_visible("#eid-other-ways a")
+
+
+def test_a_bridge_older_than_the_minimum_version_asks_for_the_update(server, bridge, rp, page):
+    from dataclasses import replace
+
+    connectors = server.app.extensions["idp.settings"].connectors
+    eid = connectors["eid"]
+    connectors["eid"] = replace(eid, page=replace(eid.page, min_bridge_version="99.0", web_eid=False))
+    url, _kept = rp.authorization(
+        server.url, "portal", rp.url + PORTAL_CALLBACK, acr_values="urn:idp:acr:high"
+    )
+    page.goto(url)
+    page.click(".method-eid a")
+    page.wait_for_selector("#eid-error:visible")
+    assert page.text_content("#eid-error") == message(page, "bridge_update")
+    assert page.is_visible("#eid-install") and page.is_disabled("#eid-start")

@@ -7,10 +7,10 @@ import concurrent.futures
 import subprocess
 
 import pytest
+from idp_eid_bridge.server import DEFAULT_PORT, load_config
 
 from connectors.base import ConnectorError
 from connectors.eid import EidSettings, EidVerifier, OcspSettings, new_challenge
-from connectors.eid.bridge import DEFAULT_PORT, load_config
 from tests.support import softhsm
 from tests.support.eid_pki import (  # noqa: F401 (the "responder", "pki", "card" and "http" fixtures)
     card_fixture,

@@ -38,7 +38,7 @@ from tests.support.eid_pki import (  # noqa: F401 (the "responder", "pki", "card
     reset_responder,
     responder_fixture,
 )
-from tests.support.softhsm import create_card_token, require_softhsm, start_bridge
+from tests.support.softhsm import create_card_token, point_page_at_bridge, require_softhsm, start_bridge
 
 ORIGIN = "http://localhost"  # the test issuer's origin
 BRIDGE_CODES = (
@@ -203,11 +203,12 @@ def test_page_carries_urls_and_messages_without_inline_script(eid_app):
     assert eid_app.test_client().get("/static/js/eid.js").status_code == 200
 
 
-def test_page_uses_the_configured_bridge_url(eid_app):
-    eid_app.config["EID_BRIDGE_URL"] = "http://127.0.0.1:40000"
-    browser = Browser(eid_app.test_client())
+def test_page_uses_the_configured_bridge_url(make_app, eid_config):
+    app = make_app(eid_config(page={"bridge_url": "http://127.0.0.1:40000", "min_bridge_version": "1.2"}))
+    browser = Browser(app.test_client())
     html = browser.open(browser.begin()).get_data(as_text=True)
     assert 'data-bridge-url="http://127.0.0.1:40000"' in html
+    assert 'data-min-bridge-version="1.2"' in html
 
 
 def test_page_is_in_the_users_language_source_strings(eid_app):
@@ -602,6 +603,11 @@ def pin_prompt(tmp_path):
 
 @pytest.mark.softhsm
 def test_end_to_end_with_the_real_bridge(make_app, eid_config, card, tmp_path, pin_prompt, http):
+    bridge_login(make_app, eid_config, card, tmp_path, pin_prompt, http)
+
+
+def bridge_login(make_app, eid_config, card, tmp_path, pin_prompt, http, command=None) -> None:
+    """An RP's login through the eID page's steps and a bridge (``command``: an installed one)."""
     require_softhsm()
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
@@ -612,9 +618,11 @@ def test_end_to_end_with_the_real_bridge(make_app, eid_config, card, tmp_path, p
     server = LiveServer(app, port).start()
     token_dir = tmp_path / "softhsm"
     soft = create_card_token(token_dir, card)
-    bridge, bridge_url = start_bridge(soft.env, server.url, "--pin-prompt", f"command:{pin_prompt}")
+    bridge, bridge_url = start_bridge(
+        soft.env, server.url, "--pin-prompt", f"command:{pin_prompt}", command=command
+    )
     try:
-        server.app.config["EID_BRIDGE_URL"] = bridge_url
+        point_page_at_bridge(server.app, bridge_url)
 
         # The RP sends the browser to the provider.
         params, verifier = authorize_params(redirect_uri="http://127.0.0.1:8123/callback")

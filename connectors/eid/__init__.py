@@ -1,9 +1,9 @@
-"""Belgian eID login: the server-side verifier and (in :mod:`connectors.eid.bridge`) the local bridge.
+"""Belgian eID login: the server-side verifier (the local bridge is its own distribution, ``bridge/``).
 
 The provider hands the login page a challenge (:func:`new_challenge`), the
 page asks the bridge on the loopback interface to sign it with the card, and
 :class:`EidVerifier` checks the returned token (see ``docs/bridge.md``). This
-package imports neither PyKCS11 nor eidreader: only the bridge needs them.
+package imports no PyKCS11: only the bridge (its own distribution, ``bridge/``) needs it.
 """
 
 from connectors.eid.ocsp import (

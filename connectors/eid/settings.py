@@ -18,6 +18,7 @@ from cryptography import x509
 from connectors.base import LEVELS
 from connectors.config import ConfigTable
 from connectors.eid.ocsp import MODES, OcspSettings
+from connectors.eid.page import EidPageSettings
 
 DEV_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
@@ -32,6 +33,7 @@ class EidSettings:
     allowed_origins: tuple[str, ...] = ()
     level: str = "high"
     challenge_ttl: int = 300
+    page: EidPageSettings = field(default_factory=EidPageSettings)
 
     @classmethod
     def from_table(cls, t: ConfigTable) -> EidSettings:
@@ -56,6 +58,7 @@ class EidSettings:
                 t.error(f"allowed_origins[{i}]", reason)
         level = t.str("level", "high", choices=LEVELS)
         challenge_ttl = t.int("challenge_ttl", 300, min=30, max=3600)
+        page = EidPageSettings.from_table(t.table("page"))
         t.finish()
         return cls(
             trust_anchors=trust_anchors,
@@ -65,6 +68,7 @@ class EidSettings:
             allowed_origins=tuple(origins or ()),
             level=level,
             challenge_ttl=challenge_ttl,
+            page=page,
         )
 
 

@@ -20,6 +20,14 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 FORMAT = "eid-bridge/1"
+# The Web eID extension's token (``web-eid.js`` ``ExtensionAuthenticateResponse``): "web-eid:1.0" today;
+# any 1.x is the same shape (the Java validator accepts the major version alone as well).
+WEB_EID_FORMAT = "web-eid:1"
+
+
+def is_web_eid_format(value: object) -> bool:
+    return isinstance(value, str) and (value == WEB_EID_FORMAT or value.startswith(WEB_EID_FORMAT + "."))
+
 
 # JOSE names -> hash algorithm. ES* are ECDSA, RS* RSASSA-PKCS1-v1_5, PS* RSASSA-PSS.
 HASHES: dict[str, type[hashes.HashAlgorithm]] = {

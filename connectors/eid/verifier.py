@@ -109,7 +109,8 @@ class _Token:
     algorithm: str
     signature: bytes
     challenge: str
-    files: Mapping[str, bytes]
+    # The card's identity files (bridge tokens); None for Web eID, which reads only the certificate.
+    files: Mapping[str, bytes] | None
 
 
 class EidVerifier:
@@ -155,6 +156,8 @@ class EidVerifier:
         chain = self._chain(cert, now)
         self._ocsp.check(cert, chain[1])
         check_signature(cert, tok, origin)
+        if tok.files is None:
+            return self._certificate_identity(cert, national_number)
         card = self._identity_files(tok.files, now)
         if not hmac.compare_digest(card.national_number, national_number):
             raise ConnectorError(NATIONAL_NUMBER_MISMATCH, "identity file and certificate disagree")
@@ -223,6 +226,39 @@ class EidVerifier:
                 IDENTITY_FILE_INVALID, "RRN certificate not issued by a trusted root"
             ) from exc
 
+    def _certificate_identity(self, cert: x509.Certificate, national_number: str) -> Identity:
+        """Who a Web eID token proves: the validated certificate's names and national number only."""
+
+        def attribute(oid: x509.ObjectIdentifier) -> str | None:
+            values = cert.subject.get_attributes_for_oid(oid)
+            return str(values[0].value) if len(values) == 1 else None
+
+        claims = {
+            name: value
+            for name, value in (
+                ("given_name", attribute(NameOID.GIVEN_NAME)),
+                ("family_name", attribute(NameOID.SURNAME)),
+            )
+            if value
+        }
+        fingerprint = cert.fingerprint(hashes.SHA256()).hex()
+        return Identity(
+            method=METHOD,
+            issuer=ISSUER,
+            # No card number without the identity file: the certificate stands for the card (it is
+            # renewed with it). The host links people by the keyed hash of national_number.
+            subject="cert-sha256:" + fingerprint,
+            level=self.settings.level,
+            amr=AMR,
+            claims=claims,
+            national_number=national_number,
+            connector_data={
+                "certificate_sha256": fingerprint,
+                "certificate_not_after": cert.not_valid_after_utc.isoformat(),
+                "client": "web-eid",
+            },
+        )
+
     def _identity(self, cert: x509.Certificate, card: CardIdentity, national_number: str) -> Identity:
         claims: dict[str, object] = {
             "given_name": card.firstnames,
@@ -258,6 +294,8 @@ def parse_token(raw: object) -> _Token:
     """Check the token's shape and decode it; ConnectorError('malformed') otherwise."""
     if not isinstance(raw, Mapping):
         raise ConnectorError(MALFORMED, "token is not an object")
+    if token.is_web_eid_format(raw.get("format")):
+        return parse_web_eid_token(raw)
     if raw.get("format") != token.FORMAT:
         raise ConnectorError(MALFORMED, "unknown format")
     algorithm = raw.get("algorithm")
@@ -283,6 +321,33 @@ def parse_token(raw: object) -> _Token:
     except ValueError as exc:
         raise ConnectorError(MALFORMED, "certificate does not parse") from exc
     return _Token(cert, algorithm, signature, challenge, files)
+
+
+def parse_web_eid_token(raw: Mapping) -> _Token:
+    """A Web eID token (``unverifiedCertificate``, ``algorithm``, ``signature``, ``appVersion``).
+
+    The extension's answer names no challenge: the page adds the one it asked to sign as
+    ``challenge`` (it is only a claim; the store's challenge is what the signature must cover).
+    """
+    algorithm = raw.get("algorithm")
+    if algorithm not in token.ALGORITHMS:
+        raise ConnectorError(MALFORMED, "unsupported algorithm")
+    challenge = raw.get("challenge")
+    if not isinstance(challenge, str) or not 1 <= len(challenge) <= 256:
+        raise ConnectorError(MALFORMED, "challenge")
+    app_version = raw.get("appVersion")
+    if app_version is not None and (not isinstance(app_version, str) or len(app_version) > 256):
+        raise ConnectorError(MALFORMED, "appVersion")
+    try:
+        cert_der = token.b64decode(raw.get("unverifiedCertificate"), _LIMITS["certificate"])
+        signature = token.b64decode(raw.get("signature"), _LIMITS["signature"])
+    except ValueError as exc:
+        raise ConnectorError(MALFORMED, f"field encoding: {exc}") from exc
+    try:
+        cert = x509.load_der_x509_certificate(cert_der)
+    except ValueError as exc:
+        raise ConnectorError(MALFORMED, "certificate does not parse") from exc
+    return _Token(cert, algorithm, signature, challenge, None)
 
 
 def check_purpose(cert: x509.Certificate) -> str:

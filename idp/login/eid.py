@@ -4,7 +4,7 @@ The host side of the Web eID model (``docs/bridge.md``; ``web-eid-system-
 architecture-doc``, "Authentication"): the page asks for a challenge (32
 random bytes, base64), which is kept in the shared store under a key bound to
 this browser session and this login transaction for ``challenge_ttl`` seconds;
-the bridge has the card sign ``hash(origin) ‖ hash(challenge)``; the page posts
+the Web eID extension or the bridge has the card sign ``hash(origin) ‖ hash(challenge)``; the page posts
 the bridge's token back and the challenge is taken out of the store atomically
 (single use) before :class:`connectors.eid.EidVerifier` checks the rest. The
 origin the signature must cover is the provider's own, derived from the
@@ -30,7 +30,6 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import gettext as _
 
 from connectors.base import ConnectorError
 from connectors.eid import (
@@ -47,15 +46,12 @@ from idp.core.hashing import digest
 from idp.core.inputs import request_json_object
 from idp.login.chooser import method_choices
 from idp.login.completion import complete_login
+from idp.login.eid_page import install_links, page_messages, server_messages
 from idp.login.transaction import expired_page, load_tx
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("eid", __name__, url_prefix="/login")
-
-DEFAULT_BRIDGE_URL = "http://127.0.0.1:35963"  # connectors.eid.bridge.DEFAULT_PORT
-HELP_URL_CONFIG = "EID_BRIDGE_HELP_URL"
-BRIDGE_URL_CONFIG = "EID_BRIDGE_URL"
 
 # Codes of the host (the verifier's are in connectors.eid.ERROR_CODES).
 CHALLENGE_OTHER_SESSION = "challenge_other_session"
@@ -68,79 +64,6 @@ SERVER_ERROR = "server_error"
 # Challenges one browser may ask for per login transaction within challenge_ttl.
 MAX_CHALLENGES = 20
 _JSON_ENDPOINTS = ("eid.challenge", "eid.verify")
-
-
-def server_messages() -> dict[str, str]:
-    """The sentence shown for each code the provider answers, in the page's language."""
-    retry = _("Please try again.")
-    return {
-        MALFORMED: _(
-            "The eID bridge sent an answer the server does not understand. Please update the bridge."
-        ),
-        "challenge_mismatch": _("This login attempt is no longer valid.") + " " + retry,
-        CHALLENGE_EXPIRED: _("The login took too long and has expired.") + " " + retry,
-        CHALLENGE_REPLAYED: _("This card signature was already used.") + " " + retry,
-        CHALLENGE_OTHER_SESSION: _("This card signature was made for another browser window and is refused."),
-        "origin_not_allowed": _(
-            "The eID login is not set up for this web site. Please contact customer service."
-        ),
-        "wrong_certificate": _(
-            "The card did not use its authentication certificate. Please update the eID bridge."
-        ),
-        "certificate_expired": _("Your eID card has expired. Please use a valid card."),
-        "untrusted_certificate": _("This card was not issued by the Belgian eID authorities."),
-        "certificate_revoked": _("Your eID card has been revoked and can no longer be used to log in."),
-        "revocation_unknown": _("The validity of your eID card could not be confirmed."),
-        "revocation_unavailable": _(
-            "The validity of your eID card cannot be checked right now. Please try again in a few minutes."
-        ),
-        "bad_signature": _("The card's signature is not valid.") + " " + retry,
-        "identity_file_invalid": _("The identity data on the card could not be verified."),
-        "national_number_mismatch": _("The identity data on the card does not match its certificate."),
-        "no_account": _(
-            "No account is linked to this eID card. Please log in another way or contact customer service."
-        ),
-        "account_disabled": _("This account is disabled. Please contact customer service."),
-        LOGIN_EXPIRED: _(
-            "This sign-in took too long or was already used. Please start again from the application."
-        ),
-        METHOD_UNAVAILABLE: _("The eID login is not available for this application."),
-        SESSION_INVALID: _("Your session expired. Please reload the page and try again."),
-        TOO_MANY_ATTEMPTS: _("Too many attempts. Please wait a few minutes and try again."),
-        SERVER_ERROR: _("Something went wrong on our side. Please try again in a moment."),
-    }
-
-
-def page_messages() -> dict[str, str]:
-    """What the page script says: progress, the bridge's errors and the provider's (by code)."""
-    return {
-        "checking": _("Looking for the eID bridge on this computer…"),
-        "ready": _(
-            "Your card is ready. Click “Log in with eID”, then enter your PIN in the eID bridge window."
-        ),
-        "waiting_pin": _(
-            "Enter your PIN in the eID bridge window or on your reader's keypad. Never type it in this page."
-        ),
-        "verifying": _("Checking your card…"),
-        "redirecting": _("You are logged in. Continuing…"),
-        "bridge_not_running": _(
-            "The eID bridge is not running on this computer. Install and start it, then try again."
-        ),
-        "no_middleware": _(
-            "The eID software (middleware) is not installed. Install it from eid.belgium.be, then try again."
-        ),
-        "no_reader": _("No card reader was found. Connect your card reader, then try again."),
-        "no_card": _("No eID card was found. Insert your eID card in the reader, then try again."),
-        "pin_cancelled": _("You cancelled the PIN entry."),
-        "pin_wrong": _("Wrong PIN."),
-        "pin_wrong_tries": _("Wrong PIN. Tries left before your PIN is blocked: {tries}."),
-        "pin_blocked": _("Your PIN is blocked. Unblock it with your PUK code at your municipality."),
-        "unsupported_card": _("This card is not supported. Please use a Belgian eID card."),
-        "card_error": _("The card could not be read. Take it out, insert it again and try again."),
-        "bridge_error": _("The eID bridge could not handle the request. Please restart it and try again."),
-        "network": _("The server could not be reached. Check your connection and try again."),
-        **server_messages(),
-    }
 
 
 # -- helpers ------------------------------------------------------------------------
@@ -258,20 +181,33 @@ def start(tx_id: str):
         _usable_tx(tx_id)
     except Refused:
         return redirect(url_for("login.choose", tx_id=tx_id), 303)
+    page = _settings().page
     return render_template(
         "eid/login.html",
         tx_id=tx_id,
-        bridge_url=current_app.config.get(BRIDGE_URL_CONFIG) or DEFAULT_BRIDGE_URL,
-        help_url=current_app.config.get(HELP_URL_CONFIG) or url_for("eid.help"),
+        page=page,
+        install=install_links(page, request.headers.get("User-Agent", ""), url_for("eid.help")),
+        register_url=_register_url(),
         messages=page_messages(),
     )
 
 
+def _register_url() -> str | None:
+    """The registration page when this provider has one (a link, not an import of the layer above)."""
+    if "registration.start" not in current_app.view_functions:
+        return None
+    return url_for("registration.start")
+
+
 @bp.route("/eid/help", endpoint="help")
 def help_page():
+    page = _settings().page if "eid" in current_app.extensions["idp.settings"].connectors else None
     return render_template(
         "eid/help.html",
-        bridge_url=current_app.config.get(BRIDGE_URL_CONFIG) or DEFAULT_BRIDGE_URL,
+        page=page,
+        install=install_links(page, request.headers.get("User-Agent", ""), url_for("eid.help"))
+        if page
+        else None,
         origin=provider_origin(current_app.extensions["idp.settings"].issuer),
     )
 
@@ -347,7 +283,6 @@ def _json_error(kind: str, status: int):
 
 
 def init_app(app: Flask) -> None:
-    app.config.setdefault(BRIDGE_URL_CONFIG, DEFAULT_BRIDGE_URL)
     if "eid" in app.extensions["idp.settings"].connectors:
         app.extensions["idp.eid"] = build_verifier(app)
     app.register_blueprint(bp)

@@ -111,6 +111,18 @@ class Card:
             "app_version": "test",
         }
 
+    def web_eid_token(self, origin: str, challenge: str, *, use: Issued | None = None) -> dict[str, object]:
+        """What the page posts on the Web eID path: the extension's token plus the challenge asked for."""
+        bridge = self.token(origin, challenge, use=use)
+        return {
+            "format": "web-eid:1.0",
+            "unverifiedCertificate": bridge["certificate"],
+            "algorithm": bridge["algorithm"],
+            "signature": bridge["signature"],
+            "appVersion": "https://web-eid.eu/web-eid-app/releases/2.5.0+0",
+            "challenge": challenge,
+        }
+
 
 def _name(**attrs: str) -> x509.Name:
     oids = {

@@ -10,7 +10,8 @@ objects ``DATA_FILE``, ``ADDRESS_FILE``, ``SIGN_DATA_FILE``,
 by a child process (``python -m tests.support.softhsm spec.json``) because
 SoftHSM reads ``SOFTHSM2_CONF`` once per process.
 
-Unlike the card, SoftHSM always requires ``C_Login`` and has no PIN try counter.
+Unlike the card, SoftHSM always requires ``C_Login`` and never blocks the PIN (it does set
+``CKF_USER_PIN_COUNT_LOW`` after a wrong entry).
 """
 
 from __future__ import annotations
@@ -179,11 +180,24 @@ if __name__ == "__main__":
     _load(json.loads(Path(sys.argv[1]).read_text()))
 
 
-def start_bridge(env: dict[str, str], origin: str, *args: str) -> tuple[subprocess.Popen, str]:
-    """Start the real bridge process on a free loopback port for ``origin``; (process, its URL)."""
+BRIDGE_SOURCE = ROOT / "bridge" / "src"
+
+
+def start_bridge(
+    env: dict[str, str], origin: str, *args: str, command: list[str] | None = None
+) -> tuple[subprocess.Popen, str]:
+    """Start a bridge on a free loopback port for ``origin``; (process, its URL).
+
+    ``command`` runs an installed bridge (a venv's ``idp-eid-bridge``, the one-file build); by
+    default the bridge's source in ``bridge/src`` runs with this interpreter.
+    """
+    run_env = {**os.environ, **env}
+    if command is None:
+        command = [sys.executable, "-m", "idp_eid_bridge"]
+        run_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BRIDGE_SOURCE), run_env.get("PYTHONPATH")]))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "connectors.eid.bridge", "--port", "0", "--allowed-origin", origin, *args],
-        env={**os.environ, **env},
+        [*command, "--port", "0", "--allowed-origin", origin, *args],
+        env=run_env,
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -193,3 +207,11 @@ def start_bridge(env: dict[str, str], origin: str, *args: str) -> tuple[subproce
         proc.kill()
         pytest.fail(f"bridge did not start: {line!r}")
     return proc, line.rsplit(" ", 1)[1].strip()
+
+
+def point_page_at_bridge(app, url: str) -> None:
+    """Tell the eID page of a running ``app`` where the bridge listens (``[connectors.eid.page]``)."""
+    from dataclasses import replace
+
+    connectors = app.extensions["idp.settings"].connectors
+    connectors["eid"] = replace(connectors["eid"], page=replace(connectors["eid"].page, bridge_url=url))

@@ -1,7 +1,8 @@
 """A small tkinter PIN dialog, run as its own process by the bridge's ``tk`` prompt.
 
-``python -m connectors.eid.pin_dialog "<message>"`` prints the PIN on stdout
-and exits 0, or exits 1 when the card holder cancels. Running it as a child
+``python -m idp_eid_bridge.pin_dialog "<message>"`` (in a one-file build:
+``idp-eid-bridge --pin-dialog "<message>"``) prints the PIN on stdout and
+exits 0, or exits 1 when the card holder cancels. Running it as a child
 process keeps Tk in a main thread (macOS requires it) and works like an
 askpass program (SSH_ASKPASS, pinentry).
 """

@@ -7,7 +7,7 @@ Private Network Access draft). ``GET /status`` says whether the middleware,
 a reader and a card are there; ``POST /authenticate`` with ``{"challenge"}``
 asks for the PIN in the bridge's own prompt (never in the web page), signs
 ``hash(origin) ‖ hash(challenge)`` with the card's Authentication key and
-returns the token :class:`connectors.eid.EidVerifier` checks. The origin
+returns the token the provider's verifier (``connectors.eid.EidVerifier``) checks. The origin
 signed is the browser's ``Origin`` header, which a page cannot choose.
 
 Settings, strongest first: command-line flags, environment variables
@@ -35,8 +35,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from connectors.eid.card import VERSION, BridgeError, CardReader, PinPrompt, PinRequest, default_module
-from connectors.eid.settings import origin_problem
+from idp_eid_bridge import VERSION
+from idp_eid_bridge.card import BridgeError, CardReader, PinPrompt, PinRequest, default_module
+from idp_eid_bridge.origins import origin_problem
 
 __version__ = VERSION
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT = 35963
 MAX_BODY = 4096
 PROMPT_TIMEOUT = 120
+PIN_DIALOG_FLAG = "--pin-dialog"
 _CHALLENGE = re.compile(r"[A-Za-z0-9+/=_-]{32,256}")
 
 
@@ -54,6 +56,8 @@ def _prompt_text(request: PinRequest) -> str:
     text = f"Enter your eID PIN to log in at {request.origin}"
     if request.tries_left == 1:
         text += " (last try before the PIN is blocked)"
+    elif request.tries_left:
+        text += f" ({request.tries_left} tries left)"
     return text
 
 
@@ -93,7 +97,10 @@ def make_prompt(spec: str) -> PinPrompt:
     if spec == "console":
         return console_prompt
     if spec == "tk":
-        return command_prompt([sys.executable, "-m", "connectors.eid.pin_dialog"])
+        # A one-file build is its own interpreter: it runs the dialog through a hidden flag.
+        if getattr(sys, "frozen", False):
+            return command_prompt([sys.executable, PIN_DIALOG_FLAG])
+        return command_prompt([sys.executable, "-m", "idp_eid_bridge.pin_dialog"])
     if spec.startswith("command:") and spec[8:].strip():
         return command_prompt(shlex.split(spec[8:]))
     raise ValueError("pin prompt must be tk, console or command:<program>")
@@ -313,6 +320,11 @@ def build_server(config: BridgeConfig) -> BridgeServer:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == [PIN_DIALOG_FLAG]:
+        from idp_eid_bridge import pin_dialog
+
+        return pin_dialog.main(argv[1:])
     args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     config = load_config(args, os.environ)

@@ -15,7 +15,7 @@ itself is not called: its ``eid2dict`` loads its own copy of the module, sets
 into one dictionary, and cannot read through the session in which the bridge
 has found the ``BELPIC`` token and logs in to sign.
 
-PyKCS11 is imported lazily so that the server side never needs it.
+PyKCS11 is imported lazily: without it the bridge still starts and its status says "no middleware".
 """
 
 from __future__ import annotations
@@ -32,11 +32,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from connectors.eid import token
+from idp_eid_bridge import VERSION
+from idp_eid_bridge import signing as token
 
 log = logging.getLogger(__name__)
-
-VERSION = "1.0.0"
 
 CARD_LABEL = "BELPIC"
 AUTH_LABEL = "Authentication"
@@ -246,6 +245,24 @@ def _data_object(p11: Any, session: Any, label: str) -> bytes:
     return bytes(session.getAttributeValue(found[0], [p11.CKA_VALUE])[0])
 
 
+PIN_TRIES = 3  # the Belgian eID cardholder PIN blocks after three wrong entries
+
+
+def tries_left(p11: Any, flags: int) -> int | None:
+    """What the token flags say of the PIN tries left (None when they say nothing).
+
+    PKCS#11 sets ``CKF_USER_PIN_FINAL_TRY`` with one try left and ``CKF_USER_PIN_COUNT_LOW``
+    after a wrong entry; on a three-try card the latter alone means two.
+    """
+    if flags & p11.CKF_USER_PIN_LOCKED:
+        return 0
+    if flags & p11.CKF_USER_PIN_FINAL_TRY:
+        return 1
+    if flags & p11.CKF_USER_PIN_COUNT_LOW:
+        return PIN_TRIES - 1
+    return None
+
+
 def _login(p11: Any, lib: Any, slot: Any, session: Any, origin: str, prompt: PinPrompt) -> None:
     info = lib.getTokenInfo(slot)
     if info.flags & p11.CKF_USER_PIN_LOCKED:
@@ -253,8 +270,7 @@ def _login(p11: Any, lib: Any, slot: Any, session: Any, origin: str, prompt: Pin
     if info.flags & p11.CKF_PROTECTED_AUTHENTICATION_PATH:
         pin = None  # pinpad reader: the reader asks for the PIN
     else:
-        tries_left = 1 if info.flags & p11.CKF_USER_PIN_FINAL_TRY else None
-        pin = prompt(PinRequest(origin=origin, tries_left=tries_left))
+        pin = prompt(PinRequest(origin=origin, tries_left=tries_left(p11, info.flags)))
         if pin is None:
             raise BridgeError("pin_cancelled", "PIN entry cancelled")
     try:
@@ -266,7 +282,8 @@ def _login(p11: Any, lib: Any, slot: Any, session: Any, origin: str, prompt: Pin
             flags = lib.getTokenInfo(slot).flags
             if flags & p11.CKF_USER_PIN_LOCKED:
                 raise BridgeError("pin_blocked", "the PIN is now blocked") from exc
-            extra = {"tries_left": 1} if flags & p11.CKF_USER_PIN_FINAL_TRY else {}
+            left = tries_left(p11, flags)
+            extra = {"tries_left": left} if left else {}
             raise BridgeError("pin_wrong", "wrong PIN", **extra) from exc
         raise
 

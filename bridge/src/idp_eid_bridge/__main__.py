@@ -1,0 +1,5 @@
+import sys
+
+from idp_eid_bridge.server import main
+
+sys.exit(main())
