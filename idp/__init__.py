@@ -16,9 +16,9 @@ from flask import Flask
 
 from idp import config, demo
 from idp.accounts import customers, passwords
-from idp.core import audit, errors, i18n, kv, security, sessions, storage
+from idp.core import audit, branding, errors, i18n, kv, security, sessions, storage
 from idp.core.settings import Settings
-from idp.login import actions, eid, itsme, password, second_factor
+from idp.login import actions, eid, first_number, itsme, password, second_factor
 from idp.oidc import authorize, clients, discovery, keys, logout, server, token, userinfo
 from idp.selfservice import account, activation, contract_login, recovery, registration
 from idp.services import backends
@@ -37,6 +37,7 @@ PARTS = (
     sessions,
     security,
     i18n,
+    branding,
     errors,
     server,
     audit,
@@ -44,6 +45,7 @@ PARTS = (
     authorize,
     password,
     second_factor,
+    first_number,
     actions,
     eid,
     itsme,

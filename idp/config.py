@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from idp.accounts.passwords import PasswordSettings
+from idp.core.branding import BrandingSettings
 from idp.core.settings import Section, Settings, load_settings
 from idp.login.otp import OtpSettings
 from idp.selfservice.rules import RegistrationSettings
@@ -35,6 +36,7 @@ SECTIONS: dict[str, Section] = {
     ),
     "otp": Section(OtpSettings.from_table),
     "registration": Section(RegistrationSettings.from_table),
+    "branding": Section(BrandingSettings.from_table),
 }
 
 

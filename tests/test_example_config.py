@@ -58,6 +58,7 @@ def test_every_settings_key_read_by_the_provider_appears_in_the_example():
         "idp/accounts/passwords.py",
         "idp/login/otp.py",
         "idp/selfservice/registration.py",
+        "idp/core/branding.py",
         "connectors/itsme/settings.py",
         "connectors/eid/settings.py",
     ]

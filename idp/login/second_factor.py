@@ -47,17 +47,12 @@ def start_second_factor(account: Account, *, tx_id: str, method: str, level: str
     Other first factors (the contract number) can use this too. An account
     with neither a verified mobile number nor an authenticator app cannot end
     this login: binding a first number on the strength of a password alone
-    would let whoever has the password choose the second factor. The page
-    points to itsme / eID (after which a number can be added) and to
-    customer service.
+    would let whoever has the password choose the second factor, so unless the
+    operator allows it (``[otp] first_number_at_login``, :mod:`idp.login.first_number`)
+    the page points to itsme / eID (after which a number can be added) and to
+    the support contact.
     """
     session.regenerate()
-    if not account.phone_verified and not account.totp_secret:
-        tx, _ok = load_tx(tx_id)
-        audit.record("login", "failure", account_id=account.id, method=method, reason="no_second_factor")
-        return render_template(
-            "login/no_second_factor.html", tx_id=tx_id, alternatives=alternatives(tx, tx_id)
-        ), 403
     pending = {
         "account": account.id,
         "at": int(time.time()),
@@ -66,6 +61,16 @@ def start_second_factor(account: Account, *, tx_id: str, method: str, level: str
         "first": {"method": method, "level": level, "amr": list(amr)},
         "error": None,
     }
+    if not account.phone_verified and not account.totp_secret:
+        if method == "password" and otp.settings().first_number_at_login:
+            pending["stage"] = "first_number"
+            save_pending(tx_id, pending)
+            return redirect(url_for("first_number.number", tx_id=tx_id), 303)
+        tx, _ok = load_tx(tx_id)
+        audit.record("login", "failure", account_id=account.id, method=method, reason="no_second_factor")
+        return render_template(
+            "login/no_second_factor.html", tx_id=tx_id, alternatives=alternatives(tx, tx_id)
+        ), 403
     if account.phone_verified and account.phone:
         pending["error"] = send_login_code(account, pending["binding"])
         save_pending(tx_id, pending)
