@@ -126,8 +126,10 @@ def code(tx_id: str):
         return expired_page()
     form = CodeForm()
     error, status = send_error_message(pending.get("error")), 200
-    if error:
+    resent = bool(pending.get("resent")) and request.method == "GET"
+    if error or pending.get("resent"):
         pending["error"] = None
+        pending["resent"] = False
         save_pending(tx_id, pending)
     if form.validate_on_submit():
         if throttled("code"):
@@ -152,6 +154,7 @@ def code(tx_id: str):
         phone=mask_phone(account.phone or ""),
         resend_wait=wait,
         resends_left=otp.resends_left("login", pending["binding"]),
+        resent=resent,
         has_app=bool(account.totp_secret),
         alternatives=alternatives(tx, tx_id),
         ttl_minutes=minutes(otp.settings().code_ttl),
@@ -175,6 +178,7 @@ def resend(tx_id: str):
     if not account.phone_verified:
         return redirect(url_for("second_factor.app_code", tx_id=tx_id), 303)
     pending["error"] = send_login_code(account, pending["binding"])
+    pending["resent"] = pending["error"] is None  # the page confirms it once
     save_pending(tx_id, pending)
     return redirect(url_for("second_factor.code", tx_id=tx_id), 303)
 
