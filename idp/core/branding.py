@@ -17,6 +17,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Flask, Response, abort, current_app, url_for
 
@@ -75,7 +76,12 @@ class BrandingSettings:
     terms_url: str | None = None
     privacy_url: str | None = None
     help_url: str | None = None
+    timezone: str = "Europe/Brussels"  # dates on the pages (sessions in the account page)
     images: dict[str, Image] = field(default_factory=dict)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @classmethod
     def from_table(cls, t) -> BrandingSettings:
@@ -112,11 +118,23 @@ class BrandingSettings:
             if value is not None and not value.startswith(("https://", "http://", "/")):
                 t.error(key, "must be an http(s) URL or a path on this server")
             links[key] = value
+        zone = t.str("timezone", d.timezone)
+        try:
+            ZoneInfo(zone or d.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            t.error("timezone", "must be an IANA time zone such as Europe/Brussels")
+            zone = d.timezone
         hours = t.messages("support_hours")
         phone = t.str("support_phone", None)
         t.finish()
         return cls(
-            **colours, support_phone=phone, support_hours=hours, support_email=email, images=images, **links
+            **colours,
+            support_phone=phone,
+            support_hours=hours,
+            support_email=email,
+            timezone=zone or d.timezone,
+            images=images,
+            **links,
         )
 
 

@@ -42,6 +42,7 @@ from idp.core.i18n import localized
 from idp.core.phones import PhoneError
 from idp.core.storage import Account, db
 from idp.login.chooser import other_methods
+from idp.login.completion import terms_url
 from idp.login.otp import normalize_number
 from idp.login.transaction import load_tx, remember_tx, remembered_tx
 from idp.selfservice import challenge
@@ -304,7 +305,7 @@ def contact():
         "registration/contact.html",
         form=form,
         errors=errors,
-        terms_url=s.terms_url,
+        terms_url=terms_url(),
         terms_version=s.terms_version,
     ), (400 if errors else 200)
 
