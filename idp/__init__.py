@@ -63,13 +63,19 @@ PARTS = (
 
 
 def create_app(
-    config_path: str | None = None, overrides: dict[str, Any] | None = None, instance_dir: str | None = None
+    config_path: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    instance_dir: str | None = None,
+    default_issuer: str | None = None,
 ) -> Flask:
     """Build the provider from its configuration file (``IDP_CONFIG`` when not given).
 
-    ``overrides`` replaces top-level tables of the file (tests use it).
+    ``overrides`` replaces top-level tables of the file (tests use it); ``default_issuer`` is
+    the issuer when the configuration sets none (``idp serve --host/--port``).
     """
-    settings = config.load(config_path or os.environ.get("IDP_CONFIG") or None, overrides, None, instance_dir)
+    settings = config.load(
+        config_path or os.environ.get("IDP_CONFIG") or None, overrides, None, instance_dir, default_issuer
+    )
     if settings.demo_enabled:
         settings = demo.with_demo_client(settings)
     app = _flask_app(settings)

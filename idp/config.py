@@ -45,6 +45,9 @@ def load(
     overrides: dict[str, Any] | None = None,
     environ: dict[str, str] | None = None,
     instance_dir: str | os.PathLike | None = None,
+    default_issuer: str | None = None,
 ) -> Settings:
     """Read and validate the whole configuration (see :func:`idp.core.settings.load_settings`)."""
-    return load_settings(path, overrides, environ, instance_dir, sections=SECTIONS)
+    return load_settings(
+        path, overrides, environ, instance_dir, sections=SECTIONS, default_issuer=default_issuer
+    )
