@@ -203,6 +203,5 @@ def init_app(app: Flask) -> None:
                 "privacy_url": b.privacy_url,
                 "help_url": b.help_url,
                 "support": support_contact(),
-                "themed": "branding" in current_app.extensions["idp.settings"].sections,
             }
         }
