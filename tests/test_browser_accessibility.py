@@ -121,3 +121,38 @@ def test_at_320_px_nothing_scrolls_sideways_and_the_language_menu_works(live_ser
         assert page.evaluate("() => document.scrollingElement.scrollWidth") <= 320
     finally:
         context.close()
+
+
+def test_the_registration_pages_and_logout_fit_the_screen_and_pass_axe(live_server, screen):
+    page = screen
+    server = live_server(CONFIG)
+    load_customers(server.app, customer_line())
+    found = []
+    page.goto(server.url + "/register/")
+    page.fill("#card_number", "4111 1111 1111 1111")
+    page.fill("#birthdate", "1985-07-30")
+    page.click("button[type=submit].primary")
+    page.wait_for_url("**/register/code")
+    found += problems(page)
+    page.fill("#code", last_code(server.app))
+    page.click("button[type=submit].primary")
+    page.wait_for_url("**/register/account")
+    found += problems(page)
+    page.fill("#username", "jeanne.d")
+    page.fill("#password", "short")
+    page.wait_for_selector("#password-feedback li")  # the live rules
+    found += problems(page)
+    page.fill("#password", PASSWORD)
+    page.fill("#password_repeat", PASSWORD)
+    page.click("button[type=submit].primary")
+    page.wait_for_url("**/register/contact")
+    found += problems(page)
+    page.fill("#email", "jeanne@example.org")
+    page.fill("#email_repeat", "jeanne@example.org")
+    page.check("#accept_terms")
+    page.click("button[type=submit].primary")
+    page.wait_for_url("**/register/sent")
+    found += problems(page)
+    page.goto(server.url + "/logout")
+    found += problems(page)
+    assert not found, "\n".join(found)
