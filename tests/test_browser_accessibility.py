@@ -156,3 +156,44 @@ def test_the_registration_pages_and_logout_fit_the_screen_and_pass_axe(live_serv
     page.goto(server.url + "/logout")
     found += problems(page)
     assert not found, "\n".join(found)
+
+
+def test_the_activation_letter_and_contract_login_pages_pass_axe(live_server, screen):
+    from idp.selfservice.activation import issue_codes
+
+    page = screen
+    server = live_server(
+        {
+            "methods": {"contract": {"enabled": True}},
+            "registration": {"letter": {"enabled": True}, "recovery": {"response_time_floor_ms": 0}},
+        }
+    )
+    load_customers(server.app, customer_line())
+    with server.app.app_context():
+        [letter] = issue_codes("contract_number\nCT-1001\n")
+    found = []
+    page.goto(server.url + "/activate")
+    found += problems(page)
+    page.fill("#contract_number", "ct 1001")
+    page.fill("#activation_code", "WRONG-CODE")
+    page.click("button[type=submit].primary")
+    found += problems(page)  # the error
+    page.fill("#contract_number", "ct 1001")
+    page.fill("#activation_code", letter["activation_code"])
+    page.click("button[type=submit].primary")
+    page.wait_for_url("**/activate/code")
+    found += problems(page)
+    page.fill("#code", last_code(server.app))
+    page.click("button[type=submit].primary")
+    page.wait_for_url("**/activate/done")
+    found += problems(page)
+    page.goto(server.url + "/demo/")
+    page.click("#demo-login")
+    page.wait_for_url("**/login/**")
+    page.click("li.method-contract a")
+    found += problems(page)
+    page.fill("#identifier", "CT1001")
+    page.click("button[type=submit].primary")
+    page.wait_for_url("**/contract/code")
+    found += problems(page)
+    assert not found, "\n".join(found)
