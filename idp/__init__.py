@@ -16,10 +16,23 @@ from flask import Flask
 
 from idp import config, demo
 from idp.accounts import customers, passwords
-from idp.core import audit, errors, health, i18n, inputs, kv, logs, metrics, security, sessions, storage
+from idp.core import (
+    audit,
+    branding,
+    errors,
+    health,
+    i18n,
+    inputs,
+    kv,
+    logs,
+    metrics,
+    security,
+    sessions,
+    storage,
+)
 from idp.core.hashing import session_key
 from idp.core.settings import Settings
-from idp.login import actions, eid, itsme, passkey, password, second_factor
+from idp.login import actions, eid, first_number, itsme, passkey, password, second_factor
 from idp.oidc import authorize, clients, discovery, keys, logout, par, server, token, userinfo
 from idp.selfservice import account, activation, contract_login, my_data, passkeys, recovery, registration
 from idp.services import backends, queue
@@ -42,6 +55,7 @@ PARTS = (
     sessions,
     security,
     i18n,
+    branding,
     errors,
     server,
     audit,
@@ -50,6 +64,7 @@ PARTS = (
     par,
     password,
     second_factor,
+    first_number,
     actions,
     eid,
     itsme,
@@ -71,13 +86,19 @@ PARTS = (
 
 
 def create_app(
-    config_path: str | None = None, overrides: dict[str, Any] | None = None, instance_dir: str | None = None
+    config_path: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    instance_dir: str | None = None,
+    default_issuer: str | None = None,
 ) -> Flask:
     """Build the provider from its configuration file (``IDP_CONFIG`` when not given).
 
-    ``overrides`` replaces top-level tables of the file (tests use it).
+    ``overrides`` replaces top-level tables of the file (tests use it); ``default_issuer`` is
+    the issuer when the configuration sets none (``idp serve --host/--port``).
     """
-    settings = config.load(config_path or os.environ.get("IDP_CONFIG") or None, overrides, None, instance_dir)
+    settings = config.load(
+        config_path or os.environ.get("IDP_CONFIG") or None, overrides, None, instance_dir, default_issuer
+    )
     logs.configure(settings.sections["logging"])
     if settings.demo_enabled:
         settings = demo.with_demo_client(settings)

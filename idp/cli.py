@@ -41,20 +41,33 @@ from idp.login import contacts, lockout, otp
 from idp.selfservice.personal_data import describe, erase_account, export_account
 
 
-def _create_app():
-
+def _config_path() -> str | None:
     ctx = click.get_current_context(silent=True)
     path = None
     while ctx is not None:
         path = path or (ctx.params.get("config") if ctx.params else None)
         ctx = ctx.parent
+    return path
+
+
+def _create_app(default_issuer: str | None = None):
+
     try:
-        return create_app(path)
+        return create_app(_config_path(), default_issuer=default_issuer)
     except ConfigErrors as exc:
         click.echo("Configuration errors:", err=True)
         for e in exc.errors:
             click.echo(f"  {e}", err=True)
         sys.exit(2)
+
+
+def served_issuer(host: str, port: int) -> str:
+    """The issuer of ``idp serve`` when no configuration sets one: where the browser reaches it."""
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 (a wildcard is not an address a browser can open)
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False)
@@ -66,10 +79,13 @@ def main(config):
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
-@with_appcontext
 def serve(host: str, port: int):
-    """Run the development server (use gunicorn idp.wsgi:app in production)."""
-    app = current_app._get_current_object()
+    """Run the development server in the foreground (use gunicorn idp.wsgi:app in production).
+
+    Without ``[provider] issuer`` in the configuration the issuer is this host and port,
+    so discovery, the demo relying party and every redirect point at this server.
+    """
+    app = _create_app(default_issuer=served_issuer(host, port))
     if app.extensions["idp.settings"].production:
         click.echo("warning: the built-in server is for development; run gunicorn idp.wsgi:app", err=True)
 

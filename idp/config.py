@@ -16,6 +16,7 @@ from typing import Any
 from idp.accounts.legacy_source import LegacySettings
 from idp.accounts.passkeys import PasskeySettings
 from idp.accounts.passwords import PasswordSettings
+from idp.core.branding import BrandingSettings
 from idp.core.logs import LoggingSettings
 from idp.core.metrics import MetricsSettings
 from idp.core.retention import RetentionSettings
@@ -49,6 +50,7 @@ SECTIONS: dict[str, Section] = {
     "metrics": Section(MetricsSettings.from_table),
     "outbound": Section(QueueSettings.from_table),
     "passkeys": Section(PasskeySettings.from_table),
+    "branding": Section(BrandingSettings.from_table),
 }
 
 
@@ -57,6 +59,9 @@ def load(
     overrides: dict[str, Any] | None = None,
     environ: dict[str, str] | None = None,
     instance_dir: str | os.PathLike | None = None,
+    default_issuer: str | None = None,
 ) -> Settings:
     """Read and validate the whole configuration (see :func:`idp.core.settings.load_settings`)."""
-    return load_settings(path, overrides, environ, instance_dir, sections=SECTIONS)
+    return load_settings(
+        path, overrides, environ, instance_dir, sections=SECTIONS, default_issuer=default_issuer
+    )

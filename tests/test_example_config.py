@@ -65,6 +65,7 @@ def test_every_settings_key_read_by_the_provider_appears_in_the_example():
         "idp/core/logs.py",
         "idp/core/metrics.py",
         "idp/accounts/passkeys.py",
+        "idp/core/branding.py",
         "connectors/itsme/settings.py",
         "connectors/eid/settings.py",
     ]

@@ -65,9 +65,7 @@ def test_no_username_before_the_code(app, client, jeanne, clock):
     assert resp.status_code == 400 and all_emails(app) == []
 
 
-@pytest.mark.parametrize(
-    ("card", "birthdate"), [(CARD_2, BIRTHDATE), (CARD, "1990-01-01"), ("1234", BIRTHDATE)]
-)
+@pytest.mark.parametrize(("card", "birthdate"), [(CARD_2, BIRTHDATE), (CARD, "1990-01-01")])
 def test_the_answer_is_the_same_whether_or_not_it_matched(app, jeanne, clock, card, birthdate):
     real, other = app.test_client(), app.test_client()
     a, b = identify(real), identify(other, card, birthdate)

@@ -173,7 +173,6 @@ def test_identification_answers_the_same_whether_or_not_a_customer_matched(app, 
         (CARD, BIRTHDATE),
         (CARD_2, BIRTHDATE),
         (CARD, "1990-01-01"),
-        ("0000", BIRTHDATE),
     ):
         c = app.test_client()
         resp = identify(c, card=card, birthdate=birthdate)

@@ -37,7 +37,7 @@ def test_idp_serve_runs_the_embedded_defaults(tmp_path):
                 assert time.monotonic() < deadline, "idp serve did not answer within 60 s"
                 time.sleep(0.2)
         assert resp.status_code == 200
-        assert resp.json()["issuer"] == "http://127.0.0.1:5000"
+        assert resp.json()["issuer"] == f"http://127.0.0.1:{port}"  # the issuer follows --port
         assert requests.get(f"http://127.0.0.1:{port}/jwks.json", timeout=5).json()["keys"]
         assert requests.get(f"http://127.0.0.1:{port}/demo/", timeout=5).status_code == 200
         assert (tmp_path / "instance" / "idp.sqlite3").exists()  # SQLite under the instance folder

@@ -28,7 +28,7 @@ import click
 from email_validator import EmailNotValidError, validate_email
 from flask import Flask
 from flask.cli import AppGroup
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from connectors.base import valid_national_number as national_number_ok
 from idp.accounts import identifiers
@@ -137,8 +137,31 @@ def match_customer(card_number: str, birthdate: dt.date | None) -> Customer | No
     return rows[0] if len(rows) == 1 else None
 
 
+def _compact(value: str) -> str:
+    return re.sub(r"[./-]", "", value)
+
+
+def known_contract(typed: str) -> str:
+    """The contract number as stored for what a person typed from a letter.
+
+    Spaces and case never matter (:func:`normalize_contract`); when the exact form is not
+    on file, the separators (``. / -``) are ignored too — "ab 12345" finds ``AB-12345`` —
+    as long as exactly one stored number matches. Otherwise the normalised input.
+    """
+    contract = normalize_contract(typed)[:64]
+    if not contract or db.session.get(CustomerContract, contract) is not None:
+        return contract
+    compact = _compact(contract)
+    if not compact:
+        return contract
+    stored = CustomerContract.contract_number
+    column = func.replace(func.replace(func.replace(stored, "-", ""), ".", ""), "/", "")
+    rows = db.session.scalars(select(stored).where(column == compact).limit(2)).all()
+    return rows[0] if len(rows) == 1 else contract
+
+
 def customer_for_contract(contract_number: str) -> Customer | None:
-    row = db.session.get(CustomerContract, normalize_contract(contract_number)[:64])
+    row = db.session.get(CustomerContract, known_contract(contract_number))
     return db.session.get(Customer, row.customer_id) if row is not None else None
 
 

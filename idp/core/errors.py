@@ -66,7 +66,36 @@ def wants_json() -> bool:
 
 
 def error_page(title: str, message: str, status: int = 400):
-    return render_template("error.html", title=title, message=message), status
+    return render_template("error.html", title=title, message=message, status=status), status
+
+
+def http_error_text(code: int | None) -> tuple[str, str]:
+    """The translated title and message of an HTTP error page (never Werkzeug's English text)."""
+    pages = {
+        404: (
+            _("Page not found"),
+            _(
+                "This page does not exist or is no longer available. Check the address, or go back "
+                "to the service you came from."
+            ),
+        ),
+        405: (
+            _("This action is not possible here"),
+            _("This page cannot be used this way. Please go back and try again."),
+        ),
+        413: (_("Too much data"), _("What you sent is too large. Please go back and try again.")),
+        429: (_("Too many attempts"), _("Please wait a minute and try again.")),
+        500: (_("Something went wrong"), _("Please try again in a moment.")),
+        503: (
+            _("Service temporarily unavailable"),
+            _("The service is busy or under maintenance. Please try again in a few minutes."),
+        ),
+    }
+    if code in pages:
+        return pages[code]
+    if code and code >= 500:
+        return pages[500]
+    return _("This request could not be handled"), _("Please go back and try again.")
 
 
 def register_json_endpoints(app: Flask, endpoints: Iterable[str], answer: JsonAnswer) -> None:
@@ -169,7 +198,13 @@ def init_app(app: Flask) -> None:
             return own
         if wants_json():
             return jsonify(error="invalid_request", error_description=exc.description), exc.code
-        return error_page(str(exc.code), exc.description or exc.name, exc.code or 500)
+        title, message = http_error_text(exc.code)
+        response = current_app.make_response(error_page(title, message, exc.code or 500))
+        if exc.code == 405 and getattr(exc, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        if exc.code == 503 and getattr(exc, "retry_after", None):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -235,6 +235,7 @@ class _Context:
     environ: Mapping[str, str]
     instance_dir: Path | None
     production: bool = False
+    default_issuer: str = "http://127.0.0.1:5000"
 
 
 def load_settings(
@@ -243,18 +244,22 @@ def load_settings(
     environ: dict[str, str] | None = None,
     instance_dir: str | os.PathLike | None = None,
     sections: Mapping[str, Section] | None = None,
+    default_issuer: str | None = None,
 ) -> Settings:
     """Read and validate the provider configuration.
 
     ``path`` is the provider TOML file (``None``: embedded development defaults).
     ``overrides`` is a dict merged over the file's top-level tables (tests use it).
     ``sections`` are the tables read by other modules (:data:`idp.config.SECTIONS`).
+    ``default_issuer`` stands in when no ``[provider] issuer`` is set (``idp serve --port``).
     """
     errors: list[ConfigError] = []
     env = dict(os.environ) if environ is None else environ
     file, data, base_dir = _read_file(path, overrides, errors)
     root = ConfigTable(data, file, errors=errors, base_dir=base_dir, environ=env)
     ctx = _Context(root, data, env, Path(instance_dir) if instance_dir else None)
+    if default_issuer:
+        ctx.default_issuer = default_issuer
     provider = _read_provider(ctx)
     values = {
         **provider,
@@ -308,7 +313,7 @@ def _read_provider(ctx: _Context) -> dict[str, Any]:
         "instance_dir", str(Path.cwd() / "instance"), must_exist=False
     )
     ctx.instance_dir = inst
-    issuer = provider.str("issuer", "http://127.0.0.1:5000")
+    issuer = provider.str("issuer", ctx.default_issuer)
     if issuer:
         parts = urlsplit(issuer)
         if parts.query or parts.fragment or issuer.endswith("/"):

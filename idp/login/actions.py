@@ -225,6 +225,7 @@ def terms(tx_id: str):
         error=error,
         terms_url=terms_url(),
         version=version,
+        first_time=account.terms_version is None,
         **_progress(account, "terms"),
     ), (400 if error else 200)
 

@@ -45,6 +45,16 @@ def method_choices(tx: dict | None) -> list[dict]:
     return out
 
 
+def other_methods(tx: dict | None, tx_id: str, exclude: str) -> list[dict]:
+    """The usable methods of this transaction other than ``exclude``, with their links: the way
+    forward on the page of a method the operator switched off."""
+    return [
+        {"name": c["name"], "url": url_for(METHOD_ENDPOINTS[c["name"]], tx_id=tx_id)}
+        for c in method_choices(tx)
+        if c["enabled"] and c["name"] != exclude
+    ]
+
+
 def alternatives(tx: dict | None, tx_id: str) -> list[dict]:
     """itsme / eID links of this transaction: always offered beside the SMS code."""
     return [

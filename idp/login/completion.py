@@ -14,6 +14,7 @@ from flask import current_app, redirect, session, url_for
 
 from idp.accounts import passkeys
 from idp.core import audit
+from idp.core.branding import branding
 from idp.core.sessions import start_sso
 from idp.core.storage import Account
 from idp.login.transaction import NO_TX, drop_pending, get_transaction, login_completed, save_pending
@@ -25,8 +26,9 @@ def terms_version() -> str | None:
 
 
 def terms_url() -> str | None:
+    """``[registration] terms_url``, else the footer's ``[branding] terms_url``."""
     registration = current_app.extensions["idp.settings"].sections.get("registration")
-    return getattr(registration, "terms_url", None)
+    return getattr(registration, "terms_url", None) or branding().terms_url
 
 
 def required(account: Account) -> list[str]:

@@ -89,6 +89,9 @@ class OtpSettings:
     totp_issuer: str | None = None  # the service name when not set
     password_max_failures: int = 10
     login_per_ip_per_minute: int = 30
+    # May a password login of an account with no verified number bind its first number (by
+    # an SMS code to it)? Off by default: the password alone then picks the second factor.
+    first_number_at_login: bool = False
 
     @classmethod
     def from_table(cls, t) -> OtpSettings:
@@ -120,6 +123,7 @@ class OtpSettings:
         totp_issuer = t.str("totp_issuer", None)
         password_max_failures = t.int("password_max_failures", d.password_max_failures, min=1, max=100)
         per_ip = t.int("login_per_ip_per_minute", d.login_per_ip_per_minute, min=1, max=100000)
+        first_number = t.bool("first_number_at_login", d.first_number_at_login)
         t.finish()
         return cls(
             code_ttl=code_ttl,
@@ -134,6 +138,7 @@ class OtpSettings:
             totp_issuer=totp_issuer,
             password_max_failures=password_max_failures,
             login_per_ip_per_minute=per_ip,
+            first_number_at_login=bool(first_number),
         )
 
     @property

@@ -95,7 +95,7 @@ def password(tx_id: str):
     if request.method == "GET" and tx and tx.get("login_hint"):
         form.username.data = tx["login_hint"][:128]
     links = [
-        (url_for(endpoint), str(label))
+        (url_for(endpoint, tx=tx_id if tx else None), str(label))
         for endpoint, label in PASSWORD_PAGE_LINKS
         if endpoint in current_app.view_functions
     ]

@@ -48,18 +48,13 @@ def start_second_factor(account: Account, *, tx_id: str, method: str, level: str
     Other first factors (the contract number) can use this too. An account
     with neither a verified mobile number nor an authenticator app cannot end
     this login: binding a first number on the strength of a password alone
-    would let whoever has the password choose the second factor. The page
-    points to itsme / eID (after which a number can be added) and to
-    customer service.
+    would let whoever has the password choose the second factor, so unless the
+    operator allows it (``[otp] first_number_at_login``, :mod:`idp.login.first_number`)
+    the page points to itsme / eID (after which a number can be added) and to
+    the support contact.
     """
     session.regenerate()
     on_record = number_on_record(account)
-    if not account.phone_verified and not account.totp_secret and not on_record:
-        tx, _ok = load_tx(tx_id)
-        audit.record("login", "failure", account_id=account.id, method=method, reason="no_second_factor")
-        return render_template(
-            "login/no_second_factor.html", tx_id=tx_id, alternatives=alternatives(tx, tx_id)
-        ), 403
     pending = {
         "account": account.id,
         "at": int(time.time()),
@@ -68,6 +63,16 @@ def start_second_factor(account: Account, *, tx_id: str, method: str, level: str
         "first": {"method": method, "level": level, "amr": list(amr)},
         "error": None,
     }
+    if not account.phone_verified and not account.totp_secret and not on_record:
+        if method == "password" and otp.settings().first_number_at_login:
+            pending["stage"] = "first_number"
+            save_pending(tx_id, pending)
+            return redirect(url_for("first_number.number", tx_id=tx_id), 303)
+        tx, _ok = load_tx(tx_id)
+        audit.record("login", "failure", account_id=account.id, method=method, reason="no_second_factor")
+        return render_template(
+            "login/no_second_factor.html", tx_id=tx_id, alternatives=alternatives(tx, tx_id)
+        ), 403
     if (account.phone_verified or on_record) and account.phone:
         pending["error"] = send_login_code(account, pending["binding"])
         save_pending(tx_id, pending)
@@ -108,8 +113,10 @@ def code(tx_id: str):
         return expired_page()
     form = CodeForm()
     error, status = otp.send_error_message(pending.get("error")), 200
-    if error:
+    resent = bool(pending.get("resent")) and request.method == "GET"
+    if error or pending.get("resent"):
         pending["error"] = None
+        pending["resent"] = False
         save_pending(tx_id, pending)
     if form.validate_on_submit():
         if throttled("code"):
@@ -142,6 +149,7 @@ def code(tx_id: str):
         phone=mask_phone(account.phone or ""),
         resend_wait=wait,
         resends_left=otp.resends_left("login", pending["binding"]),
+        resent=resent,
         has_app=bool(account.totp_secret),
         alternatives=alternatives(tx, tx_id),
         ttl_minutes=minutes(otp.settings().code_ttl),
@@ -159,6 +167,7 @@ def resend(tx_id: str):
     if not account.phone_verified and not number_on_record(account):
         return redirect(url_for("second_factor.app_code", tx_id=tx_id), 303)
     pending["error"] = send_login_code(account, pending["binding"])
+    pending["resent"] = pending["error"] is None  # the page confirms it once
     save_pending(tx_id, pending)
     return redirect(url_for("second_factor.code", tx_id=tx_id), 303)
 

@@ -33,6 +33,7 @@ from idp.core.storage import Account, Consent, Grant, SsoSession, db
 from idp.login import actions, contacts, otp, totp
 from idp.login.contacts import CodeForm, EmailForm, PhoneForm
 from idp.oidc.server import revoke_grant
+from idp.selfservice import devices
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -101,19 +102,38 @@ def home(row: SsoSession, account: Account):
         )
         .order_by(SsoSession.created_at.desc())
     ).all()
-    consents = db.session.scalars(select(Consent).where(Consent.account_id == account.id)).all()
-    clients = current_app.extensions["idp.clients"]
-    apps = [(c, clients.get(c.client_id)) for c in consents]
     return render_template(
         "account/home.html",
         account=account,
         current=row,
-        sessions=sessions,
-        apps=apps,
+        sessions=[
+            {
+                "row": r,
+                "device": devices.describe(r.user_agent),
+                "since": devices.when(r.created_at),
+                "seen": devices.when(r.last_seen_at),
+            }
+            for r in sessions
+        ],
+        apps=connected_apps(account),
         form=FlaskForm(),
         phone=mask_phone(account.phone) if account.phone else None,
         notice=_notice(),
     )
+
+
+def connected_apps(account: Account) -> list[dict]:
+    """The applications this account gave consent to or that hold a live grant (first-party
+    applications skip the consent page, so a grant is all they leave), by name."""
+    clients = current_app.extensions["idp.clients"]
+    ids = set(db.session.scalars(select(Consent.client_id).where(Consent.account_id == account.id)))
+    ids |= set(
+        db.session.scalars(
+            select(Grant.client_id).where(Grant.account_id == account.id, Grant.revoked_at.is_(None))
+        )
+    )
+    apps = [{"client_id": i, "name": clients.get(i).name if clients.get(i) else i} for i in ids]
+    return sorted(apps, key=lambda a: a["name"].casefold())
 
 
 def _notice() -> str | None:
@@ -179,12 +199,15 @@ def end_others(row: SsoSession, account: Account):
 def revoke_app(_row: SsoSession, account: Account, client_id: str):
     _csrf_or_400()
     row = db.session.get(Consent, (account.id, client_id))
-    if row is not None:
-        db.session.delete(row)
-
-        for grant in db.session.scalars(
-            select(Grant).where(Grant.account_id == account.id, Grant.client_id == client_id)
-        ):
+    grants = db.session.scalars(
+        select(Grant).where(
+            Grant.account_id == account.id, Grant.client_id == client_id, Grant.revoked_at.is_(None)
+        )
+    ).all()
+    if row is not None or grants:
+        if row is not None:
+            db.session.delete(row)
+        for grant in grants:
             revoke_grant(grant.id, "consent_revoked")
         db.session.commit()
         audit.record("consent_revoked", account_id=account.id, client_id=client_id)

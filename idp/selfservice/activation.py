@@ -46,6 +46,7 @@ from idp.accounts.customers import (
     CsvFileError,
     customer_for_contract,
     exit_with_problems,
+    known_contract,
     normalize_contract,
     read_csv_file,
 )
@@ -55,7 +56,7 @@ from idp.core.i18n import localized
 from idp.core.phones import PhoneError
 from idp.core.storage import Account, Customer, db
 from idp.login import lockout
-from idp.login.chooser import METHOD_ENDPOINTS, method_choices
+from idp.login.chooser import METHOD_ENDPOINTS, method_choices, other_methods
 from idp.login.otp import normalize_number
 from idp.login.transaction import load_tx, remember_tx, remembered_tx
 from idp.selfservice import challenge
@@ -268,8 +269,13 @@ def activate():
         message = localized(letter.disabled_message) or _(
             "This step is no longer available. Please register with itsme® or eID."
         )
+        tx_id = _tx_id()
+        tx, _ok = load_login_tx(tx_id)
         return render_template(
-            "activation/disabled.html", message=message, alternatives=login_alternatives(_tx_id())
+            "activation/disabled.html",
+            message=message,
+            methods=other_methods(tx, tx_id, "contract"),
+            tx_id=tx_id,
         ), 403
     form = ActivateForm()
     error = None
@@ -289,7 +295,7 @@ def _check_letter(contract_raw: str, code: str) -> str | None:
     """None when the letter is right (and the next step is set up); the one error message otherwise."""
     letter = registration_settings().letter
     kv = current_app.extensions["idp.kv"]
-    contract = normalize_contract(contract_raw)[:64]
+    contract = known_contract(contract_raw)
     # Reserve the try before checking it: parallel guesses never get extra ones.
     tries = kv.incr(_attempt_key("contract", contract), letter.lockout)
     ip_tries = kv.incr(_attempt_key("ip", request.remote_addr or "-"), letter.lockout)

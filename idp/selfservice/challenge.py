@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app, request, session
-from flask_babel import get_locale
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 
 from idp.core.phones import mask_phone
@@ -91,7 +91,11 @@ def resend(key: str) -> str | None:
     interval, max_sends, _failures = _limits()
     wait = state["sent_at"] + interval - now()
     if wait > 0:
-        return _("Please wait %(seconds)s seconds before asking for a new code.", seconds=wait)
+        return ngettext(
+            "Please wait %(num)d second before asking for a new code.",
+            "Please wait %(num)d seconds before asking for a new code.",
+            wait,
+        )
     if state["sends"] >= max_sends:
         return _("No more codes can be sent for now. Please try again later or log in with itsme® or eID.")
     state["sent_at"] = now()

@@ -23,7 +23,7 @@ from idp.accounts.users import find_by_username
 from idp.core import audit
 from idp.core.i18n import localized
 from idp.core.storage import Account, db
-from idp.login.chooser import method_choices
+from idp.login.chooser import method_choices, other_methods
 from idp.login.completion import complete_login
 from idp.login.transaction import expired_page
 from idp.selfservice import challenge
@@ -54,7 +54,10 @@ def _method_gate(tx_id: str):
             "This option is no longer available. Log in easily and securely with itsme® or eID."
         )
         return render_template(
-            "activation/disabled.html", message=message, alternatives=login_alternatives(tx_id)
+            "activation/disabled.html",
+            message=message,
+            methods=other_methods(tx, tx_id, "contract"),
+            tx_id=tx_id,
         ), 403
     if not any(c["name"] == "contract" and c["enabled"] for c in method_choices(tx)):
         return redirect(url_for("login.choose", tx_id=tx_id), 303)

@@ -40,7 +40,7 @@ from idp.core.storage import Account, Customer, Grant, SsoSession, db
 from idp.login.transaction import remember_tx, remembered_tx
 from idp.oidc.server import revoke_grant
 from idp.selfservice import challenge
-from idp.selfservice.forms import CodeForm, IdentifyForm
+from idp.selfservice.forms import CodeForm, IdentifyForm, card_error
 from idp.selfservice.rules import check_password, registration_settings
 from idp.services.notify import external_url, send_email
 
@@ -97,7 +97,9 @@ def forgot_password():
         return redirect(url_for("recovery.password_sent"), 303)
     if request.method == "POST":
         error = _("Please enter your username.")
-    return render_template("recovery/forgot_password.html", form=form, error=error), (400 if error else 200)
+    return render_template(
+        "recovery/forgot_password.html", form=form, error=error, login_url=_login_url("login.choose")
+    ), (400 if error else 200)
 
 
 def _request_reset(username: str) -> None:
@@ -276,8 +278,10 @@ def forgot_username():
         challenge.equalize(started)
         return redirect(url_for("recovery.username_code"), 303)
     if request.method == "POST":
-        error = _("Please enter your card number and your date of birth.")
-    return render_template("recovery/forgot_username.html", form=form, error=error), (400 if error else 200)
+        error = card_error(form) or _("Please enter your card number and your date of birth.")
+    return render_template(
+        "recovery/forgot_username.html", form=form, error=error, login_url=_login_url("login.choose")
+    ), (400 if error else 200)
 
 
 def _identify(form: IdentifyForm) -> None:

@@ -42,10 +42,19 @@ from idp.core.i18n import localized
 from idp.core.inputs import request_json_object
 from idp.core.phones import PhoneError
 from idp.core.storage import Account, db
+from idp.login.chooser import other_methods
+from idp.login.completion import terms_url
 from idp.login.otp import normalize_number
-from idp.login.transaction import remember_tx, remembered_tx
+from idp.login.transaction import load_tx, remember_tx, remembered_tx
 from idp.selfservice import challenge
-from idp.selfservice.forms import AccountForm, CodeForm, ContactForm, IdentifyForm, OpenIdentifyForm
+from idp.selfservice.forms import (
+    AccountForm,
+    CodeForm,
+    ContactForm,
+    IdentifyForm,
+    OpenIdentifyForm,
+    card_error,
+)
 from idp.selfservice.rules import (
     PendingRegistration,
     check_password,
@@ -86,7 +95,11 @@ def _disabled_page():
     message = localized(s.disabled_message) or _(
         "Registration is not available here. Please register with itsme® or eID."
     )
-    return render_template("registration/disabled.html", message=message), 403
+    tx_id = remembered_tx("registration_tx")
+    tx, _ok = load_tx(tx_id)
+    return render_template(
+        "registration/disabled.html", message=message, methods=other_methods(tx, tx_id, ""), tx_id=tx_id
+    ), 403
 
 
 def _state(step: str | None = None) -> dict | None:
@@ -122,10 +135,10 @@ def _login_url() -> str:
 @bp.route("/", methods=["GET", "POST"])
 def start():
     s = registration_settings()
-    if not s.enabled:
-        return _disabled_page()
     if request.method == "GET":
         _remember_tx()
+    if not s.enabled:
+        return _disabled_page()
     form = OpenIdentifyForm() if s.mode == "open" else IdentifyForm()
     error = None
     if form.validate_on_submit():
@@ -138,7 +151,7 @@ def start():
             challenge.equalize(started)
             return redirect(url_for("registration.code"), 303)
     elif request.method == "POST":
-        error = _("Please fill in every field.")
+        error = card_error(form) or _("Please fill in every field.")
     return render_template("registration/identify.html", form=form, mode=s.mode, error=error), (
         400 if error else 200
     )
@@ -293,7 +306,7 @@ def contact():
         "registration/contact.html",
         form=form,
         errors=errors,
-        terms_url=s.terms_url,
+        terms_url=terms_url(),
         terms_version=s.terms_version,
     ), (400 if errors else 200)
 
