@@ -79,7 +79,14 @@ def test_prompt_none_with_a_session_goes_on_to_the_other_checks(client, user):
     ["response_type", "code_challenge_method", "scope", "max_age", "claims", "id_token_hint", "prompt"],
 )
 def test_a_huge_bad_value_is_not_echoed_back(client, name):
-    resp, _ = authorize(client, **{name: "x" * 150_000})
+    # Just under the input layer's bound on one value (idp.core.inputs.MAX_VALUE): the RP is told.
+    resp, _ = authorize(client, **{name: "x" * 15_000})
     assert resp.status_code == 302
     assert len(resp.headers["Location"]) < 1000
     assert query_of(resp.location)["error"]
+
+
+def test_a_value_past_the_input_bound_is_refused_without_an_echo(client):
+    resp, _ = authorize(client, prompt="x" * 150_000)
+    assert resp.status_code == 400
+    assert "x" * 100 not in resp.get_data(as_text=True) and "Location" not in resp.headers

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from idp.core.settings import load_settings
+from idp.config import load as load_settings
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 

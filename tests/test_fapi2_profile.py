@@ -12,7 +12,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
-from idp.core.settings import load_settings
+from idp.config import load as load_settings
 from tests.conftest import authorize_params, base_config, query_of
 from tests.support.dpop import DPoPKey
 from tests.support.oidc import get_code, unverified

@@ -66,7 +66,7 @@ def test_revoked_token_is_only_inactive(client, sso):
 
 
 def test_expired_token_is_only_inactive(app, client, sso, monkeypatch):
-    import idp.oidc.server
+    import idp.oidc.tokens
     from idp.core.storage import RefreshToken, db
 
     tokens = portal_tokens(client)
@@ -74,7 +74,9 @@ def test_expired_token_is_only_inactive(app, client, sso, monkeypatch):
         db.session.execute(update(RefreshToken).values(expires_at=int(time.time()) - 1))
         db.session.commit()
     later = int(time.time()) + app.extensions["idp.settings"].access_token_ttl + 1
-    monkeypatch.setattr(idp.oidc.server, "_now", lambda: later)  # the access token's exp is in the JWT
+    monkeypatch.setattr(
+        idp.oidc.tokens, "current_time", lambda: later
+    )  # the access token's exp is in the JWT
     assert introspect(client, tokens["access_token"]).json == INACTIVE
     assert introspect(client, tokens["refresh_token"]).json == INACTIVE
 

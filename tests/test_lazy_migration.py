@@ -110,8 +110,8 @@ def test_unknown_and_known_but_wrong_usernames_answer_alike(lazy_app, old_system
     assert accounts(lazy_app) == []
     with lazy_app.app_context():
         # Both count against the same per-username lockout counters as any wrong password.
-        assert lockout.status("password:nobody", 0)[0] == 1
-        assert lockout.status("password:jpeeters", 0)[0] == 1
+        assert lockout.status(lockout.password_key("nobody"), 0)[0] == 1
+        assert lockout.status(lockout.password_key("jpeeters"), 0)[0] == 1
 
 
 def test_failures_lock_the_username_before_the_old_system_is_asked_again(make_app, old_system, monkeypatch):

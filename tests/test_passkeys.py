@@ -454,8 +454,10 @@ def test_a_client_that_needs_high_does_not_offer_a_passkey_by_default(make_app, 
     client = app.test_client()
     params, _verifier = authorize_params()
     resp = client.get("/authorize", query_string=params)
-    tx_path = urlsplit(resp.location).path
-    assert client.get(tx_path + "/passkey").status_code == 303
+    # A passkey does not reach "high" for this client, and no other offered method does either:
+    # the relying party is told so at once (no chooser that would offer the passkey).
+    assert resp.location.startswith("https://portal.example.com/callback?")
+    assert "error=unmet_authentication_requirements" in resp.location
 
 
 def _portal(client_id: str = "portal", **extra) -> dict:
@@ -472,7 +474,7 @@ def _portal(client_id: str = "portal", **extra) -> dict:
 
 def test_an_ip_address_issuer_has_no_passkeys_and_enabling_them_is_a_config_error():
     from connectors.config import ConfigErrors
-    from idp.core.settings import load_settings
+    from idp.config import load as load_settings
 
     env = {"K": "k" * 48}
     base = {"provider": {"issuer": "http://127.0.0.1:5000", "secret_key": "env:K"}}
@@ -502,7 +504,7 @@ def test_an_ip_address_issuer_has_no_passkeys_and_enabling_them_is_a_config_erro
 )
 def test_bad_passkey_settings_are_reported(table, error):
     from connectors.config import ConfigErrors
-    from idp.core.settings import load_settings
+    from idp.config import load as load_settings
 
     with pytest.raises(ConfigErrors) as raised:
         load_settings(overrides={"passkeys": table}, environ={}, instance_dir="/tmp/idp-17")

@@ -125,7 +125,7 @@ def test_export_has_every_row_of_the_account_in_every_table_and_nothing_of_anoth
     app, people = world
     result = cli(app, "users", "export", "alice")
     assert result.exit_code == 0, result.output
-    document = json.loads(result.output)
+    document = json.loads(result.stdout)
     assert document["format"] == "idp-export/1"
     assert document["account"]["sub"] == people["alice"]["sub"]
     assert document["account"]["password_hash"] == {"set": True}
@@ -229,7 +229,7 @@ def test_erase_keeps_the_operators_customer_record_unlinked(world):
         account = db.session.scalar(sa.select(Account).where(Account.sub == people["alice"]["sub"]))
         account.customer_id = customer.id
         db.session.commit()
-    export = json.loads(cli(app, "users", "export", "alice").output)
+    export = json.loads(cli(app, "users", "export", "alice").stdout)
     assert export["tables"]["customers"][0]["customer_number"] == "C-77"
     assert cli(app, "users", "erase", "alice", "--yes").exit_code == 0
     with app.app_context():

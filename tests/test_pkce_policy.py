@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from idp.core.settings import load_settings
+from idp.config import load as load_settings
 from tests.conftest import authorize_params, base_config, exchange, query_of
 from tests.support.oidc import clients_with, get_code
 

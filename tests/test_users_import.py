@@ -284,7 +284,7 @@ def test_migration_status_counts_imported_signed_in_and_legacy(app, client):
     login_at_provider(client, app, "user1", legacy.LEGACY_PASSWORD, "+32470100001")
     result = cli(app, "users", "migration-status", "--json")
     assert result.exit_code == 0, result.output
-    status = json.loads(result.output)
+    status = json.loads(result.stdout)
     assert {k: v for k, v in status.items() if k != "last_first_sign_in"} == {
         "imported": 3,
         "imported_signed_in_since": 1,

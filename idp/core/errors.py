@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 API_PREFIXES = (
     "/token",
+    "/par",
     "/userinfo",
     "/revoke",
     "/introspect",

@@ -19,7 +19,6 @@ first start, the development outbox for SMS and e-mail, the demo client.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import secrets
 import tomllib
@@ -31,8 +30,14 @@ from urllib.parse import urlsplit
 
 from connectors.base import LEVELS
 from connectors.config import ConfigError, ConfigErrors, ConfigTable
-from connectors.registry import CONNECTORS
 from idp.core.client_settings import LOGIN_METHODS, ClientSettings, read_client
+from idp.core.method_settings import (
+    MethodSettings,
+    check_eid_origin,
+    is_host_name,
+    read_connectors,
+    read_methods,
+)
 
 DEFAULT_LANGUAGES = ("fr", "nl", "de", "en")
 SIGNING_ALGORITHMS = ("RS256", "PS256", "ES256")
@@ -63,15 +68,6 @@ class Section:
     read: Callable[[ConfigTable], Any]
     required: bool = False
     development_table: Callable[[Path], dict] | None = None
-
-
-@dataclass(frozen=True)
-class MethodSettings:
-    name: str
-    enabled: bool
-    level: str
-    disabled_message: dict[str, str]
-    register: bool = False  # may a person unknown to us get a new account through this method?
 
 
 @dataclass(frozen=True)
@@ -162,44 +158,6 @@ class Settings:
 # ---------------------------------------------------------------------------
 
 
-def _read_methods(t: ConfigTable, configured: set[str]) -> dict[str, MethodSettings]:
-    methods_table = t.table("methods")
-    defaults = {
-        "password": "substantial",
-        "itsme": "high",
-        "eid": "high",
-        "contract": "low",
-        "passkey": "substantial",
-    }
-    out = {}
-    for name in LOGIN_METHODS:
-        m = methods_table.table(name)
-        enabled = m.bool("enabled", name == "password" or name in configured)
-        if enabled and name in ("itsme", "eid") and name not in configured:
-            m.error("enabled", f"the {name} login needs a [connectors.{name}] table")
-        if enabled and name == "passkey" and name not in configured:
-            m.error("enabled", "passkeys need a provider.issuer with a host name, not an IP address")
-        out[name] = MethodSettings(
-            name=name,
-            enabled=enabled,
-            level=m.str("level", defaults[name], choices=LEVELS),
-            disabled_message=m.messages("disabled_message"),
-            register=m.bool("register", False) if name in ("itsme", "eid") else False,
-        )
-        m.finish()
-    methods_table.finish()
-    return out
-
-
-def _is_host_name(url: str | None) -> bool:
-    host = urlsplit(url or "").hostname or ""
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return bool(host)
-    return False
-
-
 def _read_toml(path: Path, errors: list[ConfigError]) -> dict:
     try:
         with path.open("rb") as fh:
@@ -269,12 +227,12 @@ def load_settings(
         **_read_session(root),
         "acr_values": _read_assurance(root),
     }
-    connectors = _read_connectors(root)
-    _check_eid_origin(root, values["issuer"], connectors)
+    connectors = read_connectors(root)
+    check_eid_origin(root, values["issuer"], connectors)
     configured = {k for k in connectors if k in LOGIN_METHODS}
-    if _is_host_name(values["issuer"]):
+    if is_host_name(values["issuer"]):
         configured.add("passkey")  # a WebAuthn RP ID is a domain: an IP-address issuer cannot have passkeys
-    methods = _read_methods(root, configured)
+    methods = read_methods(root, configured)
     demo_enabled = _read_demo(root, ctx.production)
     clients = _read_clients(ctx, values.pop("clients_file"))
     read_sections = _read_sections(ctx, sections or {})
@@ -463,22 +421,6 @@ def _read_clients(ctx: _Context, clients_file: Path | None) -> dict[str, ClientS
     return clients
 
 
-def _read_connectors(root: ConfigTable) -> dict[str, Any]:
-    """``[connectors.<name>]``: each read by its connector's settings class (the registry)."""
-    out = {}
-    ctable = root.table("connectors")
-    for name in list(ctable.data):
-        entry = CONNECTORS.get(name)
-        if entry is None or entry.settings is None:
-            known = ", ".join(n for n, e in CONNECTORS.items() if e.settings is not None)
-            ctable.error(name, f"unknown connector; known: {known}")
-            ctable.table(name)
-            continue
-        out[name] = entry.settings.from_table(ctable.table(name))
-    ctable.finish()
-    return out
-
-
 def _read_sections(ctx: _Context, sections: Mapping[str, Section]) -> dict[str, Any]:
     out = {}
     for name, section in sections.items():
@@ -490,17 +432,3 @@ def _read_sections(ctx: _Context, sections: Mapping[str, Section]) -> dict[str, 
         if ctx.production and backend in DEVELOPMENT_BACKENDS:
             ctx.root.error(f"{name}.backend", f"{backend!r} is a development backend, refused in production")
     return out
-
-
-def _check_eid_origin(root: ConfigTable, issuer: str | None, connectors: dict) -> None:
-    """The card signs the login page's origin, which is the issuer's: it must be allowed."""
-    eid = connectors.get("eid")
-    if eid is None or not issuer:
-        return
-    parts = urlsplit(issuer)
-    origin = f"{parts.scheme}://{parts.netloc}"
-    if origin not in eid.allowed_origins:
-        root.error(
-            "connectors.eid.allowed_origins",
-            f"must include the provider's own origin {origin!r} (from provider.issuer)",
-        )

@@ -28,7 +28,7 @@ from sqlalchemy import select
 from idp.core import audit
 from idp.core.storage import Account, Grant, SessionClient, SsoSession, db
 from idp.oidc.claims import subject_for
-from idp.oidc.server import revoke_grant
+from idp.oidc.tokens import revoke_grant
 
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 

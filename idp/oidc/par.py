@@ -23,7 +23,7 @@ from flask import Blueprint, Flask, current_app
 from idp.core.security import csrf
 from idp.oidc import dpop, par_store
 from idp.oidc.authorize import AuthorizationFailure, StoredRequest, check_openid_parameters, single_params
-from idp.oidc.server import ALL_AUTH_METHODS
+from idp.oidc.grants import ALL_AUTH_METHODS
 
 bp = Blueprint("par", __name__)
 MAX_PUSHED = 16 * 1024  # characters kept in the shared store per request (anyone may push as a public client)

@@ -14,7 +14,7 @@ from flask import Blueprint, Flask, current_app, jsonify, request
 
 from idp.oidc import dpop
 from idp.oidc.claims import userinfo_claims
-from idp.oidc.server import access_token_subject
+from idp.oidc.tokens import access_token_subject
 
 bp = Blueprint("userinfo", __name__)
 

@@ -32,7 +32,7 @@ from idp.core.sessions import current_sso, end_sso
 from idp.core.storage import Account, Consent, Grant, SsoSession, db
 from idp.login import actions, contacts, otp, totp
 from idp.login.contacts import CodeForm, EmailForm, PhoneForm
-from idp.oidc.server import revoke_grant
+from idp.oidc.tokens import revoke_grant
 from idp.selfservice import devices
 
 bp = Blueprint("account", __name__, url_prefix="/account")

@@ -29,7 +29,7 @@ from flask_babel import gettext as _
 from idp.accounts import passkeys
 from idp.core import audit
 from idp.core.sessions import current_sso
-from idp.login import actions
+from idp.login import contacts
 from idp.selfservice.account import recent_full_login
 
 bp = Blueprint("account_passkeys", __name__, url_prefix="/account/passkeys")
@@ -113,7 +113,7 @@ def register_verify():
         }
         return jsonify(error=messages.get(exc.code, _("The passkey was not created. Please try again."))), 400
     audit.record("passkey_added", account_id=account.id, passkey=row.id, aaguid=row.aaguid)
-    actions.notify_email(account, "account_passkey_changed", added=True, passkey=row.name)
+    contacts.notify_email(account, "account_passkey_changed", added=True, passkey=row.name)
     after = session.pop("passkey_offer_next", None)
     if isinstance(after, str) and after.startswith("/") and not after.startswith("//"):
         return jsonify(redirect=after)
@@ -133,7 +133,7 @@ def remove(passkey_id: int):
     name = row.name
     passkeys.remove(row)
     audit.record("passkey_removed", account_id=account.id, passkey=passkey_id)
-    actions.notify_email(account, "account_passkey_changed", added=False, passkey=name)
+    contacts.notify_email(account, "account_passkey_changed", added=False, passkey=name)
     session["passkey_notice"] = "removed"
     return redirect(url_for("account_passkeys.index"), 303)
 

@@ -38,7 +38,7 @@ from idp.core.hashing import digest
 from idp.core.sessions import end_sso
 from idp.core.storage import Account, Customer, Grant, SsoSession, db
 from idp.login.transaction import remember_tx, remembered_tx
-from idp.oidc.server import revoke_grant
+from idp.oidc.tokens import revoke_grant
 from idp.selfservice import challenge
 from idp.selfservice.forms import CodeForm, IdentifyForm, card_error
 from idp.selfservice.rules import check_password, registration_settings
