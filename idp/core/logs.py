@@ -17,7 +17,7 @@ Each request ends with one access line: method, the *route* (``/recovery/reset/<
 never the URL: no query string, no code or token from a path), status and
 duration. Werkzeug's own access lines (``idp serve``), which carry full URLs,
 are switched off. Lines never carry secrets; that rule is kept by the code
-that logs (see ``idp.core.audit``) and checked by ``tests/test_logs.py``.
+that logs (see ``idp.core.audit``) and checked by ``tests/ops/test_logs.py``.
 """
 
 from __future__ import annotations

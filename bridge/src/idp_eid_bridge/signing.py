@@ -2,7 +2,7 @@
 
 The bridge is its own distribution and never imports the provider's code, so
 the few lines that define the signed value live here as well; the test
-``tests/test_bridge_distribution.py`` keeps both in step for every algorithm.
+``tests/connectors/test_bridge_distribution.py`` keeps both in step for every algorithm.
 """
 
 from __future__ import annotations
