@@ -85,33 +85,7 @@ def read_client(t: ConfigTable, production: bool) -> ClientSettings | None:
     client_id = t.str("client_id")
     kind = t.str("type", choices=("confidential", "public"))
     default_auth = "none" if kind == "public" else "client_secret_basic"
-    auth = t.str("token_endpoint_auth_method", default_auth, choices=AUTH_METHODS)
-    secret = t.secret("client_secret", None)
-    jwks = None
-    if t.has("jwks_file"):
-        p = t.path_value("jwks_file")
-        if p is not None and p.exists():
-            try:
-                jwks = json.loads(p.read_text())
-                if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
-                    t.error("jwks_file", "must hold a JSON Web Key Set")
-                    jwks = None
-                elif any(("d" in k or k.get("kty") == "oct") for k in jwks["keys"]):
-                    t.error("jwks_file", "must hold public keys only")
-                    jwks = None
-            except ValueError as exc:
-                t.error("jwks_file", f"is not valid JSON: {exc}")
-    if kind == "public" and auth != "none":
-        t.error("token_endpoint_auth_method", "a public client authenticates with none")
-    if kind == "confidential":
-        if auth == "none":
-            t.error("token_endpoint_auth_method", "a confidential client must authenticate")
-        if auth in ("client_secret_basic", "client_secret_post") and not t.has("client_secret"):
-            t.error("client_secret", f"is required for {auth}")
-        if auth in ("client_secret_basic", "client_secret_post") and secret is not None and len(secret) < 32:
-            t.error("client_secret", "must be at least 32 characters of high-entropy random data")
-        if auth == "private_key_jwt" and jwks is None and not t.has("jwks_file"):
-            t.error("jwks_file", "is required for private_key_jwt")
+    auth, secret, jwks = _read_client_auth(t, kind, default_auth)
     redirect_uris = t.list("redirect_uris")
     for i, uri in enumerate(redirect_uris or []):
         check_url(t, f"redirect_uris[{i}]", uri, production, allow_custom_scheme=kind == "public")
@@ -185,3 +159,36 @@ def _read_protocol_policy(t: ConfigTable, kind: str | None, auth: str | None) ->
         "require_dpop": require_dpop or profile == "fapi2",
         "profile": profile,
     }
+
+
+def _read_client_auth(t: ConfigTable, kind: str | None, default_auth: str) -> tuple:
+    """How the client authenticates (RFC 7591 ``token_endpoint_auth_method``): the method, the
+    secret (env:/file:, 32 characters at least) or the public keys for ``private_key_jwt``."""
+    auth = t.str("token_endpoint_auth_method", default_auth, choices=AUTH_METHODS)
+    secret = t.secret("client_secret", None)
+    jwks = None
+    if t.has("jwks_file"):
+        p = t.path_value("jwks_file")
+        if p is not None and p.exists():
+            try:
+                jwks = json.loads(p.read_text())
+                if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+                    t.error("jwks_file", "must hold a JSON Web Key Set")
+                    jwks = None
+                elif any(("d" in k or k.get("kty") == "oct") for k in jwks["keys"]):
+                    t.error("jwks_file", "must hold public keys only")
+                    jwks = None
+            except ValueError as exc:
+                t.error("jwks_file", f"is not valid JSON: {exc}")
+    if kind == "public" and auth != "none":
+        t.error("token_endpoint_auth_method", "a public client authenticates with none")
+    if kind == "confidential":
+        if auth == "none":
+            t.error("token_endpoint_auth_method", "a confidential client must authenticate")
+        if auth in ("client_secret_basic", "client_secret_post") and not t.has("client_secret"):
+            t.error("client_secret", f"is required for {auth}")
+        if auth in ("client_secret_basic", "client_secret_post") and secret is not None and len(secret) < 32:
+            t.error("client_secret", "must be at least 32 characters of high-entropy random data")
+        if auth == "private_key_jwt" and jwks is None and not t.has("jwks_file"):
+            t.error("jwks_file", "is required for private_key_jwt")
+    return auth, secret, jwks

@@ -19,10 +19,10 @@ from tests.support.sms_login import login_at_provider
 
 
 @pytest.fixture
-def redis_server(tmp_path):
-    server = OwnRedis(tmp_path).start()
+def redis_server():
+    server = OwnRedis().start()
     yield server
-    server.stop()
+    server.close()
 
 
 def refresh(client):

@@ -5,61 +5,10 @@ shared PostgreSQL that the test can cut and restore (the shared servers are neve
 from __future__ import annotations
 
 import contextlib
-import shutil
 import socket
-import subprocess
 import threading
-import time
-from pathlib import Path
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_port(port: int, up: bool, timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                if up:
-                    return
-        except OSError:
-            if not up:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"port {port} did not go {'up' if up else 'down'}")
-
-
-class OwnRedis:
-    """``redis-server`` on a free port, without persistence, started and stopped by the test."""
-
-    def __init__(self, folder: Path) -> None:
-        self.port = _free_port()
-        self.folder = folder
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._proc: subprocess.Popen | None = None
-
-    def start(self) -> OwnRedis:
-        binary = shutil.which("redis-server")
-        assert binary, "redis-server is not installed"
-        self._proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            cwd=self.folder,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _wait_port(self.port, up=True)
-        return self
-
-    def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.terminate()
-            self._proc.wait(10)
-            self._proc = None
-            _wait_port(self.port, up=False)
+from tests.support.own_services import OwnRedis, free_port, wait_port  # noqa: F401 - OwnRedis for the outage tests
 
 
 class Relay:
@@ -67,7 +16,7 @@ class Relay:
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
-        self.port = _free_port()
+        self.port = free_port()
         self._listener: socket.socket | None = None
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -119,7 +68,7 @@ class Relay:
                     s.shutdown(socket.SHUT_RDWR)
                 s.close()
             self._conns.clear()
-        _wait_port(self.port, up=False)
+        wait_port(self.port, up=False)
 
     def restore(self) -> None:
         self.start()

@@ -23,7 +23,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_port(port: int, up: bool, timeout: float = 20.0) -> None:
+def wait_port(port: int, up: bool, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -51,7 +51,7 @@ class OwnRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        _wait_port(self.port, up=True)
+        wait_port(self.port, up=True)
         return self
 
     def stop(self) -> None:
@@ -59,7 +59,7 @@ class OwnRedis:
             self._proc.terminate()
             self._proc.wait(10)
             self._proc = None
-        _wait_port(self.port, up=False)
+        wait_port(self.port, up=False)
 
     def close(self) -> None:
         self.stop()
@@ -118,7 +118,7 @@ class OwnPostgres:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        _wait_port(self.port, up=False)
+        wait_port(self.port, up=False)
 
     def close(self) -> None:
         self.stop()
