@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from stdnum.be import nn as belgian_national_number
 
@@ -88,6 +88,7 @@ class Clock(Protocol):
 # ---------------------------------------------------------------------------
 
 
+@runtime_checkable
 class RedirectConnector(Protocol):
     """A method that sends the browser to an upstream and takes it back (itsme, mock).
 
@@ -104,6 +105,7 @@ class RedirectConnector(Protocol):
     def complete(self, params: Mapping[str, str], transaction: dict | None) -> Identity: ...
 
 
+@runtime_checkable
 class ChallengeConnector(Protocol):
     """A method that proves possession of a key by signing the provider's challenge (eID).
 
@@ -114,6 +116,7 @@ class ChallengeConnector(Protocol):
     def verify(self, token: Mapping[str, Any], *, expected_challenge: str, origin: str) -> Identity: ...
 
 
+@runtime_checkable
 class PasswordConnector(Protocol):
     """A method that checks a username and a password (the local accounts).
 

@@ -32,7 +32,7 @@ from idp.core import (
 )
 from idp.core.hashing import session_key
 from idp.core.settings import Settings
-from idp.login import actions, eid, first_number, itsme, passkey, password, second_factor
+from idp.login import actions, eid, first_number, itsme, mock, passkey, password, second_factor
 from idp.oidc import authorize, clients, discovery, keys, logout, par, server, token, userinfo
 from idp.selfservice import account, activation, contract_login, my_data, passkeys, recovery, registration
 from idp.services import backends, queue
@@ -68,6 +68,7 @@ PARTS = (
     actions,
     eid,
     itsme,
+    mock,
     passkey,
     token,
     userinfo,

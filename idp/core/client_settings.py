@@ -16,7 +16,7 @@ from connectors.base import LEVELS
 from connectors.config import ConfigTable
 from idp.core.disclosure import read_client_disclosure
 
-LOGIN_METHODS = ("password", "itsme", "eid", "contract", "passkey")
+LOGIN_METHODS = ("password", "itsme", "eid", "contract", "passkey", "mock")
 SCOPES = ("openid", "profile", "email", "phone", "address", "offline_access")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 

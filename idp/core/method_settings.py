@@ -28,6 +28,7 @@ class MethodSettings:
 def read_methods(t: ConfigTable, configured: set[str]) -> dict[str, MethodSettings]:
     methods_table = t.table("methods")
     defaults = {
+        "mock": "substantial",
         "password": "substantial",
         "itsme": "high",
         "eid": "high",
@@ -38,7 +39,7 @@ def read_methods(t: ConfigTable, configured: set[str]) -> dict[str, MethodSettin
     for name in LOGIN_METHODS:
         m = methods_table.table(name)
         enabled = m.bool("enabled", name == "password" or name in configured)
-        if enabled and name in ("itsme", "eid") and name not in configured:
+        if enabled and name in ("itsme", "eid", "mock") and name not in configured:
             m.error("enabled", f"the {name} login needs a [connectors.{name}] table")
         if enabled and name == "passkey" and name not in configured:
             m.error("enabled", "passkeys need a provider.issuer with a host name, not an IP address")
@@ -63,7 +64,7 @@ def is_host_name(url: str | None) -> bool:
     return False
 
 
-def read_connectors(root: ConfigTable) -> dict[str, Any]:
+def read_connectors(root: ConfigTable, production: bool) -> dict[str, Any]:
     """``[connectors.<name>]``: each read by its connector's settings class (the registry)."""
     out = {}
     ctable = root.table("connectors")
@@ -74,6 +75,8 @@ def read_connectors(root: ConfigTable) -> dict[str, Any]:
             ctable.error(name, f"unknown connector; known: {known}")
             ctable.table(name)
             continue
+        if production and entry.development_only:
+            ctable.error(name, "is a development connector, refused in production")
         out[name] = entry.settings.from_table(ctable.table(name))
     ctable.finish()
     return out

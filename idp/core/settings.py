@@ -227,7 +227,7 @@ def load_settings(
         **_read_session(root),
         "acr_values": _read_assurance(root),
     }
-    connectors = read_connectors(root)
+    connectors = read_connectors(root, ctx.production)
     check_eid_origin(root, values["issuer"], connectors)
     configured = {k for k in connectors if k in LOGIN_METHODS}
     if is_host_name(values["issuer"]):

@@ -16,6 +16,7 @@ METHOD_ENDPOINTS = {
     "eid": "eid.start",
     "contract": "contract.start",
     "passkey": "passkey.start",
+    "mock": "mock.start",
 }
 
 
