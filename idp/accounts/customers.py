@@ -188,35 +188,8 @@ def _parse_row(line: int, values: dict[str, str], problems: list[tuple[int, str]
             card_hash, card_last4 = card_number_hash(digits), digits[-4:]
         else:
             bad("card_number: not a valid card number (12 to 19 digits with a correct check digit)")
-    contracts = []
-    for raw in (values["contract_numbers"] or "").split(CONTRACT_SEPARATOR):
-        contract = normalize_contract(raw)
-        if not contract:
-            continue
-        if not _CONTRACT.match(contract):
-            bad(f"contract_numbers: {raw.strip()!r} is not a contract number (letters, digits and . / -)")
-        elif contract not in contracts:
-            contracts.append(contract)
-    birthdate = values["birthdate"] or None
-    if birthdate:
-        try:
-            day = dt.date.fromisoformat(birthdate)
-            if not (dt.date(1900, 1, 1) <= day <= dt.date.today()) or len(birthdate) != 10:
-                raise ValueError
-        except ValueError:
-            bad(f"birthdate: {birthdate!r} is not a date YYYY-MM-DD between 1900 and today")
-    email = values["email"] or None
-    if email:
-        try:
-            email = validate_email(email, check_deliverability=False).normalized
-        except EmailNotValidError:
-            bad(f"email: {email!r} is not a valid e-mail address")
-    phone = values["mobile"] or None
-    if phone:
-        try:
-            phone = normalize_phone(phone, allowed_prefixes=())
-        except PhoneError as exc:
-            bad("mobile: " + {"not_mobile": "not a mobile number"}.get(exc.code, "not a valid phone number"))
+    contracts = _contracts(values["contract_numbers"], bad)
+    birthdate, email, phone = _person(values, bad)
     national = values["national_number"]
     national_hash = None
     if national:
@@ -242,6 +215,44 @@ def _parse_row(line: int, values: dict[str, str], problems: list[tuple[int, str]
         phone=phone,
         national_hash=national_hash,
     )
+
+
+def _contracts(raw_list: str | None, bad) -> list[str]:
+    contracts: list[str] = []
+    for raw in (raw_list or "").split(CONTRACT_SEPARATOR):
+        contract = normalize_contract(raw)
+        if not contract:
+            continue
+        if not _CONTRACT.match(contract):
+            bad(f"contract_numbers: {raw.strip()!r} is not a contract number (letters, digits and . / -)")
+        elif contract not in contracts:
+            contracts.append(contract)
+    return contracts
+
+
+def _person(values: dict[str, str], bad) -> tuple[str | None, str | None, str | None]:
+    """(birthdate, e-mail, mobile) of a row, each checked and normalised; problems go to ``bad``."""
+    birthdate = values["birthdate"] or None
+    if birthdate:
+        try:
+            day = dt.date.fromisoformat(birthdate)
+            if not (dt.date(1900, 1, 1) <= day <= dt.date.today()) or len(birthdate) != 10:
+                raise ValueError
+        except ValueError:
+            bad(f"birthdate: {birthdate!r} is not a date YYYY-MM-DD between 1900 and today")
+    email = values["email"] or None
+    if email:
+        try:
+            email = validate_email(email, check_deliverability=False).normalized
+        except EmailNotValidError:
+            bad(f"email: {email!r} is not a valid e-mail address")
+    phone = values["mobile"] or None
+    if phone:
+        try:
+            phone = normalize_phone(phone, allowed_prefixes=())
+        except PhoneError as exc:
+            bad("mobile: " + {"not_mobile": "not a mobile number"}.get(exc.code, "not a valid phone number"))
+    return birthdate, email, phone
 
 
 def parse_csv(text: str, delimiter: str = ",") -> list[_Row]:
