@@ -71,7 +71,10 @@ def server_messages() -> dict[str, str]:
 
 
 def page_messages() -> dict[str, str]:
-    """What the page script says: progress, the card software's errors and the provider's (by code)."""
+    """What the page script says: progress, the card software's errors and the provider's (by code).
+
+    One table of translated sentences, kept whole on purpose: split, it would read worse.
+    """
     return {
         "checking": _("Looking for the eID software on this computer…"),
         "ready": _(
