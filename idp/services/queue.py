@@ -45,6 +45,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from connectors.config import ConfigTable
 from idp.core import audit
+from idp.core import health as core_health
 from idp.core.kv import StoreUnavailable
 from idp.core.phones import mask_phone
 from idp.core.storage import db
@@ -362,7 +363,17 @@ def health() -> QueueHealth:
     )
 
 
+def _ready(app: Flask) -> str | None:
+    """Readiness (``/readyz``): the outbound queue is not stuck."""
+    with app.app_context():
+        state = health()
+    if state.stuck:
+        return f"a message has waited {state.oldest_pending_age} s: no worker runs, or the gateway is down"
+    return None
+
+
 def init_app(app: Flask) -> None:
+    core_health.add_check(app, "outbound_queue", _ready)
     s = app.extensions["idp.settings"].sections.get("outbound") or QueueSettings()
     if s.worker == "thread":
         app.extensions["idp.outbound_thread"] = _Thread(app)

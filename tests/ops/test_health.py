@@ -23,9 +23,25 @@ def test_readyz_names_every_check_and_answers_200_when_all_pass(client):
     assert resp.status_code == 200, resp.get_json()
     body = resp.get_json()
     assert body["status"] == "ok"
-    assert set(body["checks"]) == {"database", "shared_store", "signing_key"}
+    assert set(body["checks"]) == {"database", "shared_store", "signing_key", "outbound_queue"}
     assert all(check["ok"] for check in body["checks"].values())
     assert "Set-Cookie" not in resp.headers
+
+
+def test_readyz_is_503_while_a_message_waits_past_stuck_after(app, client):
+    from sqlalchemy import update
+
+    from idp.core.storage import db
+    from idp.services import queue
+
+    with app.app_context():
+        queue.enqueue("sms", "+32470123456", {"text": "hello"})
+        db.session.commit()
+        db.session.execute(update(queue.OutboundMessage).values(created_at=queue._now() - 3600))
+        db.session.commit()
+    resp = client.get("/readyz")
+    assert resp.status_code == 503
+    assert resp.get_json()["checks"]["outbound_queue"]["ok"] is False
 
 
 def test_readyz_ignores_a_session_cookie(app, client):
