@@ -24,7 +24,7 @@ from joserfc.jwk import ECKey
 from tests.oidc.test_fapi2_profile import fapi_client
 from tests.oidc.test_rp_library import browser_login
 
-INTEROP = Path(__file__).resolve().parents[2] / "interop"
+INTEROP = Path(__file__).resolve().parents[1] / "interop"
 REDIRECT = "https://fapi.example.com/cb"
 
 
