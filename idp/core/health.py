@@ -76,8 +76,19 @@ def readyz():
     return jsonify(status="ok" if ready else "fail", checks=checks), 200 if ready else 503
 
 
+def _shared_store_durable(app: Flask) -> str | None:
+    """Production: the SMS caps, replay caches and the revoked-token deny-list live in Redis and
+    must survive its restart, so Redis runs with its append-only file (docs/operator-guide.md,
+    "When a dependency fails")."""
+    if app.extensions["idp.kv"].durable():
+        return None
+    return "Redis keeps no append-only file (appendonly yes): a restart would lose SMS caps and deny-lists"
+
+
 def init_app(app: Flask) -> None:
     add_check(app, "database", _database)
     add_check(app, "shared_store", _shared_store)
+    if app.extensions["idp.settings"].production:
+        add_check(app, "shared_store_persistence", _shared_store_durable)
     app.register_blueprint(bp)
     sessionless(app, "/healthz", "/readyz")

@@ -43,6 +43,7 @@ class KeyValueStore(Protocol):
     def delete(self, key: str) -> None: ...
     def incr(self, key: str, ttl: int, amount: int = 1) -> int: ...
     def ttl(self, key: str) -> int: ...
+    def durable(self) -> bool: ...
 
 
 class MemoryStore:
@@ -51,7 +52,11 @@ class MemoryStore:
     def __init__(self, clock=time.monotonic) -> None:
         self._data: dict[str, tuple[bytes | int, float]] = {}
         self._lock = threading.Lock()
+
         self._clock = clock
+
+    def durable(self) -> bool:
+        return False  # one process's memory: development only
 
     def _live(self, key: str):
         item = self._data.get(key)
@@ -130,6 +135,11 @@ class RedisStore:
 
     def _k(self, key: str) -> str:
         return self._prefix + key
+
+    @_unavailable_on_connection_error
+    def durable(self) -> bool:
+        """Does Redis keep writes across a restart (append-only file on)?"""
+        return int(self._redis.info("persistence").get("aof_enabled", 0)) == 1
 
     @_unavailable_on_connection_error
     def get(self, key: str) -> bytes | None:

@@ -13,6 +13,7 @@ equal ``auth_value``. Knobs make it slow, fail with 5xx or refuse with 4xx.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from flask import Flask, jsonify, request
@@ -29,6 +30,7 @@ class FakeSmsGateway:
         self._lock = threading.Lock()
         self._fail: list[int] = []
         self._refuse: list[int] = []
+        self._seen: dict[str, int] = {}  # next_text's place per number
         self._slow: list[float] = []
         self._stopping = threading.Event()
         self._server = None
@@ -59,6 +61,20 @@ class FakeSmsGateway:
     def texts_to(self, number: str) -> list[str]:
         with self._lock:
             return [m["text"] for m in self.messages if m["to"] == number]
+
+    def next_text(self, number: str, timeout: float = 15.0) -> str:
+        """The next text to ``number`` not returned by an earlier call, waiting for it: the provider
+        sends from its outbound queue, after the request that asked for the SMS has answered."""
+        seen = self._seen.get(number, 0)
+        deadline = time.monotonic() + timeout
+        while True:
+            texts = self.texts_to(number)
+            if len(texts) > seen:
+                self._seen[number] = len(texts)
+                return texts[-1]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no new SMS to {number} within {timeout} s")
+            time.sleep(0.05)
 
     # -- server --------------------------------------------------------------
     def _app(self) -> Flask:

@@ -47,7 +47,7 @@ class OwnRedis:
     def start(self) -> OwnRedis:
         self._proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-            + ["--dir", self.dir],
+            + ["--appendonly", "yes", "--dir", self.dir],  # as production requires (/readyz checks it)
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
