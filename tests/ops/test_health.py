@@ -126,3 +126,20 @@ def test_readyz_follows_postgresql_going_away_and_coming_back(tmp_path):
             db.engine.dispose()
     finally:
         pg.close()
+
+
+def test_the_production_persistence_check_wants_redis_with_its_append_only_file():
+    import redis
+    from flask import Flask
+
+    from idp.core.kv import RedisStore
+
+    server = OwnRedis().start()
+    try:
+        app = Flask("readiness")
+        app.extensions["idp.kv"] = RedisStore(server.url)
+        assert health._shared_store_durable(app) is None
+        redis.Redis.from_url(server.url).config_set("appendonly", "no")
+        assert "appendonly yes" in health._shared_store_durable(app)
+    finally:
+        server.close()
