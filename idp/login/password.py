@@ -27,13 +27,12 @@ from flask import Blueprint, Flask, current_app, redirect, render_template, requ
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from connectors.password import LocalPasswordConnector, StoredPassword
 from idp.accounts import legacy_source, origins
-from idp.accounts.users import normalize_username
+from idp.accounts.users import find_by_username
 from idp.core import audit, metrics
 from idp.core.storage import Account, db
 from idp.login import lockout, otp
@@ -168,7 +167,7 @@ def authenticate_password(username: str, password: str) -> Account | None:
     Raises :class:`idp.accounts.legacy_source.LegacyUnavailable` when the name is unknown
     here and the old system, which must be asked, cannot answer.
     """
-    if legacy_source.enabled() and _stored_password(username) is None:
+    if legacy_source.enabled() and find_by_username(username) is None:
         # Unknown here: the old system may know the person (lazy migration), asked once.
         return legacy_source.authenticate(username, password)
     identity = current_app.extensions["idp.password_connector"].login(username, password)
@@ -184,8 +183,7 @@ def authenticate_password(username: str, password: str) -> Account | None:
 
 
 def _stored_password(username: str) -> StoredPassword | None:
-    norm = normalize_username(username)
-    account = db.session.scalar(select(Account).where(Account.username_norm == norm))
+    account = find_by_username(username)
     if account is None:
         return None
     return StoredPassword(str(account.id), account.password_hash if account.status == "active" else None)
